@@ -1,0 +1,219 @@
+#include "options.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+	OPT_ARP = 256, OPT_BGP, OPT_ADAPTER, OPT_IPAM_RANGE, OPT_PROJECT, OPT_FACILITY, OPT_METRO,
+	OPT_API_LISTEN, OPT_API_TOKEN_FILE, OPT_BIRD_SOCKET, OPT_DATAPLANE, OPT_STATE_DIR,
+	OPT_CHECK, OPT_LOG_LEVEL,
+};
+
+static const struct option long_opts[] = {
+	{ "arp", no_argument, NULL, OPT_ARP },
+	{ "bgp", no_argument, NULL, OPT_BGP },
+	{ "adapter", required_argument, NULL, OPT_ADAPTER },
+	{ "ipam-range", required_argument, NULL, OPT_IPAM_RANGE },
+	{ "ipamRange", required_argument, NULL, OPT_IPAM_RANGE }, /* slb's spelling */
+	{ "project", required_argument, NULL, OPT_PROJECT },
+	{ "facility", required_argument, NULL, OPT_FACILITY },
+	{ "metro", required_argument, NULL, OPT_METRO },
+	{ "api-listen", required_argument, NULL, OPT_API_LISTEN },
+	{ "api-token-file", required_argument, NULL, OPT_API_TOKEN_FILE },
+	{ "bird-socket", required_argument, NULL, OPT_BIRD_SOCKET },
+	{ "dataplane", required_argument, NULL, OPT_DATAPLANE },
+	{ "config", required_argument, NULL, 'c' },
+	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+	{ "check-config", no_argument, NULL, 't' },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "foreground", no_argument, NULL, 'f' },
+	{ "version", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static const char usage[] =
+	"Usage: vipd [OPTION]...\n"
+	"Give services virtual IPs: allocate, announce, forward and health-check them.\n"
+	"\n"
+	"Announcing (neither: the operator routes VIPs to this node):\n"
+	"      --arp                   announce VIPs by gratuitous ARP / NDP on --adapter\n"
+	"      --bgp                   announce VIPs as routes through BIRD\n"
+	"      --adapter IFACE         interface VIP traffic arrives on\n"
+	"      --bird-socket PATH      BIRD control socket (default " VIPD_DEFAULT_BIRD_SOCKET ")\n"
+	"\n"
+	"Addresses:\n"
+	"      --ipam-range RANGE      local VIP range: A-B, CIDR or one address; IPv4 or IPv6;\n"
+	"                              repeatable (slb's --ipamRange is accepted too)\n"
+	"      --project ID            Equinix Metal project for elastic IPs\n"
+	"      --metro CODE            Equinix Metal metro for elastic IPs\n"
+	"      --facility CODE         Equinix Metal facility (deprecated by Metal; use --metro)\n"
+	"\n"
+	"Forwarding:\n"
+	"      --dataplane KIND        auto, xdp, ipvs or none (default auto)\n"
+	"\n"
+	"Operation:\n"
+	"  -c, --config FILE           JSON config file (see vipd.json(5))\n"
+	"  -t, --check-config          validate the configuration and exit 0 (valid) or 1\n"
+	"      --state-dir DIR         where API-made objects persist (default " VIPD_DEFAULT_STATE_DIR ")\n"
+	"      --api-listen ADDR:PORT  REST API address (default " VIPD_DEFAULT_API_LISTEN ")\n"
+	"      --api-token-file FILE   require this bearer token on API calls\n"
+	"      --log-level LEVEL       error, warn, info or debug (default info)\n"
+	"  -f, --foreground            stay in the foreground, log to stderr\n"
+	"  -v, --version               print the version and exit\n"
+	"  -h, --help                  print this help and exit\n"
+	"\n"
+	"Command-line flags override the config file. The Equinix Metal token comes from\n"
+	"the environment (METAL_AUTH_TOKEN), never from the command line.\n"
+	"See vipd(8), vipctl(8) and vipd.json(5).\n";
+
+const char *options_usage(void)
+{
+	return usage;
+}
+
+static int set_str(char **dst, const char *v)
+{
+	char *s = strdup(v);
+
+	if (!s)
+		return -ENOMEM;
+	free(*dst);
+	*dst = s;
+	return 0;
+}
+
+void options_clear(struct options *o)
+{
+	settings_clear(&o->cli);
+	free(o->config_path);
+	memset(o, 0, sizeof(*o));
+}
+
+static int parse_one(struct options *o, int c, const char *arg, char *err, size_t errlen)
+{
+	struct settings *s = &o->cli;
+
+	switch (c) {
+	case OPT_ARP:
+		s->arp = true;
+		s->set |= SET_ARP;
+		return 0;
+	case OPT_BGP:
+		s->bgp = true;
+		s->set |= SET_BGP;
+		return 0;
+	case OPT_ADAPTER:
+		s->set |= SET_ADAPTER;
+		return set_str(&s->adapter, arg);
+	case OPT_IPAM_RANGE:
+		s->set |= SET_IPAM_RANGES;
+		return settings_add_ipam_range(s, arg);
+	case OPT_PROJECT:
+		s->set |= SET_PROJECT;
+		return set_str(&s->project, arg);
+	case OPT_FACILITY:
+		s->set |= SET_FACILITY;
+		return set_str(&s->facility, arg);
+	case OPT_METRO:
+		s->set |= SET_METRO;
+		return set_str(&s->metro, arg);
+	case OPT_API_LISTEN: {
+		char host[256];
+		uint16_t port;
+
+		if (listen_addr_parse(arg, host, sizeof(host), &port)) {
+			snprintf(err, errlen, "--api-listen: expected HOST:PORT or [V6]:PORT, got \"%s\"",
+				 arg);
+			return -EINVAL;
+		}
+		s->set |= SET_API_LISTEN;
+		return set_str(&s->api_listen, arg);
+	}
+	case OPT_API_TOKEN_FILE:
+		s->set |= SET_API_TOKEN_FILE;
+		return set_str(&s->api_token_file, arg);
+	case OPT_BIRD_SOCKET:
+		s->set |= SET_BIRD_SOCKET;
+		return set_str(&s->bird_socket, arg);
+	case OPT_DATAPLANE:
+		if (dataplane_kind_parse(arg, &s->dataplane)) {
+			snprintf(err, errlen, "--dataplane: expected auto, xdp, ipvs or none, got \"%s\"",
+				 arg);
+			return -EINVAL;
+		}
+		s->set |= SET_DATAPLANE;
+		return 0;
+	case OPT_STATE_DIR:
+		s->set |= SET_STATE_DIR;
+		return set_str(&s->state_dir, arg);
+	case OPT_LOG_LEVEL:
+		if (log_level_parse(arg, &s->log_level)) {
+			snprintf(err, errlen,
+				 "--log-level: expected error, warn, info or debug, got \"%s\"", arg);
+			return -EINVAL;
+		}
+		s->set |= SET_LOG_LEVEL;
+		return 0;
+	case 'c':
+		return set_str(&o->config_path, arg);
+	case 't':
+		o->action = OPT_CHECK_CONFIG;
+		return 0;
+	case 'f':
+		s->foreground = true;
+		s->set |= SET_FOREGROUND;
+		return 0;
+	case 'v':
+		if (o->action == OPT_RUN)
+			o->action = OPT_VERSION;
+		return 0;
+	case 'h':
+		o->action = OPT_HELP;
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+int options_parse(int argc, char **argv, struct options *o, char *err, size_t errlen)
+{
+	int c, r;
+
+	memset(o, 0, sizeof(*o));
+	settings_init(&o->cli);
+	o->action = OPT_RUN;
+	err[0] = '\0';
+	optind = 0; /* full reset, so tests may call this repeatedly */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":c:tfvh", long_opts, NULL)) != -1) {
+		if (c == '?') {
+			if (optopt)
+				snprintf(err, errlen, "unknown option -%c", optopt);
+			else
+				snprintf(err, errlen, "unknown option %s", argv[optind - 1]);
+			goto fail;
+		}
+		if (c == ':') {
+			snprintf(err, errlen, "option %s needs a value", argv[optind - 1]);
+			goto fail;
+		}
+		r = parse_one(o, c, optarg, err, errlen);
+		if (r) {
+			if (!err[0])
+				snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+	}
+	if (optind < argc) {
+		snprintf(err, errlen, "unexpected argument \"%s\"", argv[optind]);
+		goto fail;
+	}
+	return 0;
+fail:
+	options_clear(o);
+	return -EINVAL;
+}

@@ -1,0 +1,142 @@
+#include "reconcile.h"
+
+#include <errno.h>
+#include <ev.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "announce/announcer.h"
+#include "dataplane/dataplane.h"
+#include "log.h"
+#include "model.h"
+
+/* Long enough to fold a burst of API calls or health flips into one pass, short
+ * enough that a route follows an API call well within a second. */
+#define RECONCILE_DEBOUNCE_S 0.02
+
+struct reconciler {
+	struct ev_loop *loop;
+	struct model *model;
+	struct dataplane *dp;
+	struct announcer *an;
+	ev_timer debounce;
+	ev_timer periodic;
+	int last_err;
+};
+
+static bool backend_usable(const struct lb *lb, const struct backend *b)
+{
+	return backend_effective_weight(lb, b) > 0 && b->health != BACKEND_HEALTH_DOWN;
+}
+
+static int addr_cmp_qsort(const void *a, const void *b)
+{
+	return ip_addr_cmp(a, b);
+}
+
+size_t reconcile_vips_to_announce(const struct model *m, struct ip_addr **out)
+{
+	size_t n = 0, total = model_count(m), w = 0;
+	struct ip_addr *v;
+
+	*out = NULL;
+	if (!total)
+		return 0;
+	v = calloc(total, sizeof(*v));
+	if (!v)
+		return 0;
+	for (size_t i = 0; i < total; i++) {
+		const struct lb *lb = model_at(m, i);
+
+		if (lb->status != LB_STATUS_ACTIVE || !ip_addr_is_set(&lb->vip))
+			continue;
+		for (size_t j = 0; j < lb->n_backends; j++) {
+			if (backend_usable(lb, &lb->backends[j])) {
+				v[n++] = lb->vip;
+				break;
+			}
+		}
+	}
+	qsort(v, n, sizeof(*v), addr_cmp_qsort);
+	for (size_t i = 0; i < n; i++)
+		if (w == 0 || !ip_addr_equal(&v[w - 1], &v[i]))
+			v[w++] = v[i];
+	if (!w) {
+		free(v);
+		return 0;
+	}
+	*out = v;
+	return w;
+}
+
+int reconciler_run(struct reconciler *r)
+{
+	struct ip_addr *vips;
+	size_t n;
+	int err, aerr;
+
+	err = r->dp->ops->sync(r->dp, r->model);
+	n = reconcile_vips_to_announce(r->model, &vips);
+	aerr = r->an->ops->sync(r->an, vips, n);
+	free(vips);
+	if (!err)
+		err = aerr;
+	if (err != r->last_err) {
+		if (err)
+			log_warn("msg=\"reconcile incomplete\" err=%d (%s); retrying on the next pass", err,
+				 strerror(-err));
+		else if (r->last_err)
+			log_info("msg=\"reconcile recovered\"");
+	}
+	r->last_err = err;
+	log_debug("msg=\"reconciled\" loadbalancers=%zu announced=%zu", model_count(r->model), n);
+	return err;
+}
+
+static void debounce_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	reconciler_run(w->data);
+}
+
+static void periodic_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	reconciler_run(w->data);
+}
+
+struct reconciler *reconciler_new(struct ev_loop *loop, struct model *m, struct dataplane *dp,
+				  struct announcer *an, double periodic_s)
+{
+	struct reconciler *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->loop = loop;
+	r->model = m;
+	r->dp = dp;
+	r->an = an;
+	ev_timer_init(&r->debounce, debounce_cb, RECONCILE_DEBOUNCE_S, 0.);
+	r->debounce.data = r;
+	ev_timer_init(&r->periodic, periodic_cb, periodic_s, periodic_s);
+	r->periodic.data = r;
+	ev_timer_start(loop, &r->periodic);
+	return r;
+}
+
+void reconciler_request(struct reconciler *r)
+{
+	if (!ev_is_active(&r->debounce))
+		ev_timer_start(r->loop, &r->debounce);
+}
+
+void reconciler_free(struct reconciler *r)
+{
+	if (!r)
+		return;
+	ev_timer_stop(r->loop, &r->debounce);
+	ev_timer_stop(r->loop, &r->periodic);
+	free(r);
+}

@@ -1,0 +1,69 @@
+/*
+ * Global settings: every command-line flag has a key in the config file. The
+ * command line wins over the file; `set` records which fields a source gave so
+ * the two can be merged.
+ */
+#ifndef VIPD_SETTINGS_H
+#define VIPD_SETTINGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+
+enum dataplane_kind { DATAPLANE_AUTO, DATAPLANE_XDP, DATAPLANE_IPVS, DATAPLANE_NONE };
+
+#define VIPD_DEFAULT_API_LISTEN "127.0.0.1:10001"
+#define VIPD_DEFAULT_STATE_DIR "/var/lib/vipd"
+#define VIPD_DEFAULT_BIRD_SOCKET "/run/bird/bird.ctl"
+
+enum settings_field {
+	SET_ARP = 1u << 0,
+	SET_BGP = 1u << 1,
+	SET_ADAPTER = 1u << 2,
+	SET_IPAM_RANGES = 1u << 3,
+	SET_PROJECT = 1u << 4,
+	SET_FACILITY = 1u << 5,
+	SET_METRO = 1u << 6,
+	SET_API_LISTEN = 1u << 7,
+	SET_API_TOKEN_FILE = 1u << 8,
+	SET_BIRD_SOCKET = 1u << 9,
+	SET_DATAPLANE = 1u << 10,
+	SET_STATE_DIR = 1u << 11,
+	SET_LOG_LEVEL = 1u << 12,
+	SET_FOREGROUND = 1u << 13,
+};
+
+struct settings {
+	uint32_t set; /* enum settings_field bits given by this source */
+	bool arp;
+	bool bgp;
+	char *adapter;
+	char **ipam_ranges; /* "A-B" or CIDR strings, validated by ipam_range_parse */
+	size_t n_ipam_ranges;
+	char *project;
+	char *facility;
+	char *metro;
+	char *api_listen;     /* "host:port", "[v6]:port" */
+	char *api_token_file; /* bearer token for the API; NULL: no auth */
+	char *bird_socket;
+	enum dataplane_kind dataplane;
+	char *state_dir;
+	enum log_level log_level;
+	bool foreground;
+};
+
+/* Zeroed settings with the defaults filled in and `set` empty. */
+void settings_init(struct settings *s);
+void settings_clear(struct settings *s);
+/* Copies into dst every field that src has in src->set (deep copy). 0 or -ENOMEM. */
+int settings_overlay(struct settings *dst, const struct settings *src);
+int settings_add_ipam_range(struct settings *s, const char *range);
+const char *dataplane_kind_name(enum dataplane_kind k);
+int dataplane_kind_parse(const char *s, enum dataplane_kind *out);
+
+/* Splits "host:port" / "[v6]:port" / ":port"; 0 or -EINVAL. host gets "" for ":port". */
+int listen_addr_parse(const char *s, char *host, size_t hostlen, uint16_t *port);
+
+#endif

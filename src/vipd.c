@@ -1,0 +1,513 @@
+/* vipd: the daemon's entry point: flags and config, the loop, signals, reload. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <errno.h>
+#include <ev.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "announce/announcer.h"
+#include "api/api.h"
+#include "cloud/ipam.h"
+#include "config.h"
+#include "dataplane/dataplane.h"
+#include "lb_json.h"
+#include "log.h"
+#include "options.h"
+#include "reconcile.h"
+#include "settings.h"
+#include "state.h"
+#include "store.h"
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "0.1.0"
+#endif
+
+#define RECONCILE_PERIOD_S 30.0
+#define API_TOKEN_MAX 4096
+
+struct daemon {
+	struct ev_loop *loop;
+	struct options opts;
+	struct settings settings;
+	struct model *model;
+	struct state *state;
+	struct vip_source *vips;
+	struct store store;
+	struct dataplane *dp;
+	struct announcer *an;
+	struct reconciler *rec;
+	struct api_ctx api;
+	struct api_server *api_srv;
+	ev_signal sigterm, sigint, sighup;
+};
+
+static void print_config_errors(const char *path, const struct config_error *errs)
+{
+	for (size_t i = 0; i < errs->n; i++)
+		fprintf(stderr, "vipd: %s: %s\n", path, errs->msgs[i]);
+}
+
+/* Checks that need the whole picture (flags and file together). Prints each problem; returns how many. */
+static int validate_settings(const struct settings *s, struct ipam_range **ranges_out)
+{
+	struct ipam_range *ranges = NULL;
+	int bad = 0;
+
+	if (s->n_ipam_ranges)
+		ranges = calloc(s->n_ipam_ranges, sizeof(*ranges));
+	for (size_t i = 0; i < s->n_ipam_ranges; i++) {
+		char err[256];
+
+		if (ipam_range_parse(s->ipam_ranges[i], &ranges[i], err, sizeof(err))) {
+			fprintf(stderr, "vipd: --ipam-range %s: %s\n", s->ipam_ranges[i], err);
+			bad++;
+			continue;
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (ipam_ranges_overlap(&ranges[i], &ranges[j])) {
+				fprintf(stderr, "vipd: --ipam-range %s: overlaps %s\n",
+					s->ipam_ranges[i], s->ipam_ranges[j]);
+				bad++;
+			}
+		}
+	}
+	if (s->arp && s->bgp) {
+		fprintf(stderr, "vipd: --arp and --bgp: choose one announcing mode\n");
+		bad++;
+	}
+	if (s->arp && !s->adapter) {
+		fprintf(stderr, "vipd: --arp needs --adapter IFACE\n");
+		bad++;
+	}
+	if (s->arp)
+		fprintf(stderr, "vipd: --arp: L2 announcing is not available yet\n"), bad++;
+	if (s->bgp)
+		fprintf(stderr, "vipd: --bgp: announcing through BIRD is not available yet\n"), bad++;
+	if (s->project || s->facility || s->metro) {
+		fprintf(stderr, "vipd: --project/--facility/--metro: Equinix Metal elastic IPs are not "
+				"available yet\n");
+		bad++;
+	}
+	if (s->dataplane == DATAPLANE_XDP || s->dataplane == DATAPLANE_IPVS) {
+		fprintf(stderr, "vipd: --dataplane %s: this data plane is not available yet\n",
+			dataplane_kind_name(s->dataplane));
+		bad++;
+	}
+	if (bad || !ranges_out)
+		free(ranges);
+	else
+		*ranges_out = ranges;
+	return bad;
+}
+
+/* Loads the file and merges it under the command line. 0, or -EINVAL after printing why. */
+static int load_settings(const struct options *o, struct settings *out, struct config *cfg)
+{
+	struct config_error errs = { 0 };
+
+	settings_init(out);
+	memset(cfg, 0, sizeof(*cfg));
+	if (o->config_path) {
+		if (config_load_file(o->config_path, cfg, &errs)) {
+			print_config_errors(o->config_path, &errs);
+			config_error_clear(&errs);
+			return -EINVAL;
+		}
+		if (settings_overlay(out, &cfg->settings))
+			return -ENOMEM;
+	}
+	if (settings_overlay(out, &o->cli))
+		return -ENOMEM;
+	return 0;
+}
+
+static int read_token(const char *path, char **out)
+{
+	char buf[API_TOKEN_MAX + 1];
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	*out = NULL;
+	if (!f) {
+		log_error("msg=\"cannot read API token file\" path=%s err=\"%s\"", path, strerror(errno));
+		return -errno;
+	}
+	n = fread(buf, 1, API_TOKEN_MAX, f);
+	fclose(f);
+	buf[n] = '\0';
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	if (!n) {
+		log_error("msg=\"API token file is empty\" path=%s", path);
+		return -EINVAL;
+	}
+	*out = strdup(buf);
+	return *out ? 0 : -ENOMEM;
+}
+
+static void request_reconcile(void *arg)
+{
+	struct daemon *d = arg;
+
+	if (d->rec)
+		reconciler_request(d->rec);
+}
+
+/* Same JSON in the state view means nothing a user can see changed. */
+static bool lb_same(const struct lb *a, const struct lb *b)
+{
+	cJSON *ja = lb_to_json(a, LB_VIEW_STATE), *jb = lb_to_json(b, LB_VIEW_STATE);
+	bool same = ja && jb && cJSON_Compare(ja, jb, true);
+
+	cJSON_Delete(ja);
+	cJSON_Delete(jb);
+	return same;
+}
+
+/*
+ * Makes the config-declared load balancers in the model match cfg: new ones
+ * created, changed ones updated, ones gone from the file deleted. API-made load
+ * balancers are never touched. Takes the lbs out of cfg. Returns the number of
+ * failures (each logged).
+ */
+static bool in_config(const struct config *cfg, const char (*uuids)[UUID_STR_LEN], const char *uuid)
+{
+	for (size_t i = 0; i < cfg->n_lbs; i++)
+		if (strcmp(uuids[i], uuid) == 0)
+			return true;
+	return false;
+}
+
+static int apply_config_lbs(struct daemon *d, struct config *cfg)
+{
+	char (*uuids)[UUID_STR_LEN] = calloc(cfg->n_lbs + 1, sizeof(*uuids));
+	char err[512];
+	int failed = 0;
+
+	if (!uuids)
+		return 1;
+	for (size_t i = 0; i < cfg->n_lbs; i++)
+		memcpy(uuids[i], cfg->lbs[i]->uuid, UUID_STR_LEN);
+	for (size_t i = 0; i < cfg->n_lbs; i++) {
+		struct lb *lb = cfg->lbs[i], *cur = model_find(d->model, lb->uuid);
+		int r;
+
+		cfg->lbs[i] = NULL;
+		if (cur && cur->origin != LB_ORIGIN_CONFIG) {
+			log_error("msg=\"config load balancer clashes with an API-made one\" name=\"%s\" "
+				  "uuid=%s", lb->name, lb->uuid);
+			lb_free(lb);
+			failed++;
+			continue;
+		}
+		if (cur && !ip_addr_is_set(&lb->vip) && cur->vip_from_source) {
+			/* The file leaves the address to IPAM: keep the one already handed out. */
+			lb->vip = cur->vip;
+			lb->vip_from_source = true;
+		}
+		if (cur && lb_same(cur, lb)) {
+			lb_free(lb);
+			continue;
+		}
+		r = cur ? store_update_lb(&d->store, lb, err, sizeof(err))
+			: store_create_lb(&d->store, lb, err, sizeof(err));
+		if (r) {
+			log_error("msg=\"cannot apply config load balancer\" uuid=%s err=\"%s\"",
+				  uuids[i], err);
+			lb_free(lb);
+			failed++;
+			continue;
+		}
+		log_info("msg=\"%s load balancer from config\" uuid=%s", cur ? "updated" : "created",
+			 uuids[i]);
+	}
+	for (size_t i = model_count(d->model); i-- > 0;) {
+		struct lb *lb = model_at(d->model, i);
+		char uuid[UUID_STR_LEN];
+
+		if (lb->origin != LB_ORIGIN_CONFIG || in_config(cfg, (const char(*)[UUID_STR_LEN])uuids,
+								  lb->uuid))
+			continue;
+		memcpy(uuid, lb->uuid, sizeof(uuid));
+		if (store_delete_lb(&d->store, uuid, err, sizeof(err))) {
+			log_error("msg=\"cannot delete load balancer gone from config\" uuid=%s err=\"%s\"",
+				  uuid, err);
+			failed++;
+		} else {
+			log_info("msg=\"deleted load balancer gone from config\" uuid=%s", uuid);
+		}
+	}
+	free(uuids);
+	return failed;
+}
+
+static void on_stop(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)revents;
+	log_info("msg=\"shutting down\" signal=%d", w->signum);
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void on_reload(struct ev_loop *loop, ev_signal *w, int revents);
+
+static int setup_planes(struct daemon *d)
+{
+	enum dataplane_kind k = d->settings.dataplane;
+
+	if (k == DATAPLANE_AUTO)
+		log_warn("msg=\"--dataplane auto: no forwarding plane is built into this version yet; "
+			 "forwarding nothing\"");
+	d->dp = dataplane_none_new();
+	d->an = announcer_none_new();
+	return d->dp && d->an ? 0 : -ENOMEM;
+}
+
+static void on_reload(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct daemon *d = w->data;
+	struct settings next;
+	struct config cfg;
+	int failed;
+
+	(void)loop;
+	(void)revents;
+	if (!d->opts.config_path) {
+		log_info("msg=\"SIGHUP: no config file to reload\"");
+		return;
+	}
+	log_info("msg=\"reloading\" config=%s", d->opts.config_path);
+	if (load_settings(&d->opts, &next, &cfg)) {
+		log_error("msg=\"reload failed: config rejected; keeping the running configuration\"");
+		settings_clear(&next);
+		config_clear(&cfg);
+		return;
+	}
+	/* Settings that need a restart are reported, not half-applied. */
+	if ((next.api_listen && d->settings.api_listen &&
+	     strcmp(next.api_listen, d->settings.api_listen) != 0) ||
+	    (next.state_dir && d->settings.state_dir &&
+	     strcmp(next.state_dir, d->settings.state_dir) != 0) ||
+	    next.dataplane != d->settings.dataplane || next.arp != d->settings.arp ||
+	    next.bgp != d->settings.bgp || next.n_ipam_ranges != d->settings.n_ipam_ranges)
+		log_warn("msg=\"reload: api_listen, state_dir, dataplane, arp/bgp and ipam_ranges "
+			 "changes take effect at the next restart\"");
+	if (next.log_level != d->settings.log_level) {
+		log_info("msg=\"log level changed\" from=%s to=%s",
+			 log_level_name(d->settings.log_level), log_level_name(next.log_level));
+		log_set_level(next.log_level);
+		d->settings.log_level = next.log_level;
+	}
+	failed = apply_config_lbs(d, &cfg);
+	log_info("msg=\"reload done\" failed=%d", failed);
+	settings_clear(&next);
+	config_clear(&cfg);
+}
+
+/*
+ * Forks into the background. The parent waits on a pipe and exits 0 only once
+ * the child reports it is serving, or 1 with the child's failure, so an init
+ * script sees real start-up errors.
+ */
+static int daemonize(int *notify_fd)
+{
+	int p[2];
+	pid_t pid;
+
+	if (pipe(p))
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		char c = 1;
+
+		close(p[1]);
+		if (read(p[0], &c, 1) != 1)
+			c = 1;
+		_exit(c ? 1 : 0);
+	}
+	close(p[0]);
+	setsid();
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0)
+		_exit(0);
+	if (chdir("/")) {
+		/* Nothing relies on the working directory; carry on. */
+	}
+	umask(022);
+	*notify_fd = p[1];
+	return 0;
+}
+
+static void detach_stdio(void)
+{
+	int fd = open("/dev/null", O_RDWR);
+
+	if (fd < 0)
+		return;
+	dup2(fd, STDIN_FILENO);
+	dup2(fd, STDOUT_FILENO);
+	dup2(fd, STDERR_FILENO);
+	if (fd > STDERR_FILENO)
+		close(fd);
+}
+
+static void daemon_free(struct daemon *d)
+{
+	if (d->api_srv)
+		api_server_stop(d->api_srv);
+	reconciler_free(d->rec);
+	if (d->an)
+		d->an->ops->free(d->an);
+	if (d->dp)
+		d->dp->ops->free(d->dp);
+	if (d->state)
+		state_close(d->state);
+	if (d->vips)
+		d->vips->ops->free(d->vips);
+	model_free(d->model);
+	settings_clear(&d->settings);
+	options_clear(&d->opts);
+}
+
+static int run(struct daemon *d, struct config *cfg, struct ipam_range *ranges)
+{
+	char *token = NULL;
+	int notify_fd = -1, r;
+
+	log_set_level(d->settings.log_level);
+	if (!d->settings.foreground) {
+		r = daemonize(&notify_fd);
+		if (r) {
+			fprintf(stderr, "vipd: cannot daemonize: %s\n", strerror(-r));
+			return 1;
+		}
+	}
+	log_info("msg=\"starting\" version=%s api=%s state_dir=%s", PACKAGE_VERSION,
+		 d->settings.api_listen, d->settings.state_dir);
+
+	d->loop = ev_default_loop(EVFLAG_AUTO);
+	d->model = model_new();
+	if (!d->model)
+		return 1;
+	r = state_open(d->settings.state_dir, &d->state);
+	if (r)
+		return 1;
+	r = state_load(d->state, d->model);
+	if (r)
+		return 1;
+	if (d->settings.n_ipam_ranges) {
+		d->vips = ipam_new(ranges, d->settings.n_ipam_ranges);
+		if (!d->vips)
+			return 1;
+	}
+	d->store.model = d->model;
+	d->store.vips = d->vips;
+	d->store.state = d->state;
+	d->store.changed = request_reconcile;
+	d->store.changed_arg = d;
+	if (store_restore(&d->store))
+		log_warn("msg=\"some restored load balancers could not get their addresses\"");
+	if (apply_config_lbs(d, cfg))
+		log_warn("msg=\"some config load balancers were not applied\"");
+	log_info("msg=\"state loaded\" loadbalancers=%zu", model_count(d->model));
+
+	if (setup_planes(d))
+		return 1;
+	d->rec = reconciler_new(d->loop, d->model, d->dp, d->an, RECONCILE_PERIOD_S);
+	if (!d->rec)
+		return 1;
+	reconciler_run(d->rec);
+
+	if (d->settings.api_token_file && read_token(d->settings.api_token_file, &token))
+		return 1;
+	d->api.store = &d->store;
+	d->api.dataplane = d->dp;
+	d->api.version = PACKAGE_VERSION;
+	r = api_server_start(d->loop, d->settings.api_listen, token, &d->api, &d->api_srv);
+	free(token);
+	if (r)
+		return 1;
+
+	ev_signal_init(&d->sigterm, on_stop, SIGTERM);
+	ev_signal_init(&d->sigint, on_stop, SIGINT);
+	ev_signal_init(&d->sighup, on_reload, SIGHUP);
+	d->sighup.data = d;
+	ev_signal_start(d->loop, &d->sigterm);
+	ev_signal_start(d->loop, &d->sigint);
+	ev_signal_start(d->loop, &d->sighup);
+	signal(SIGPIPE, SIG_IGN);
+
+	log_info("msg=\"ready\" api=%s dataplane=%s announcer=%s", d->settings.api_listen,
+		 d->dp->ops->name, d->an->ops->name);
+	if (notify_fd >= 0) {
+		char ok = 0;
+
+		if (write(notify_fd, &ok, 1) != 1)
+			log_warn("msg=\"could not tell the parent we are ready\"");
+		close(notify_fd);
+		log_use_syslog(1);
+		detach_stdio();
+	}
+	ev_run(d->loop, 0);
+
+	d->an->ops->withdraw_all(d->an);
+	if (state_compact(d->state, d->model))
+		log_warn("msg=\"could not compact the state on exit; the journal keeps everything\"");
+	log_info("msg=\"stopped\"");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct daemon d;
+	struct config cfg;
+	struct ipam_range *ranges = NULL;
+	char err[512];
+	int rc;
+
+	memset(&d, 0, sizeof(d));
+	if (options_parse(argc, argv, &d.opts, err, sizeof(err))) {
+		fprintf(stderr, "vipd: %s\nTry 'vipd --help' for more information.\n", err);
+		return 2;
+	}
+	switch (d.opts.action) {
+	case OPT_HELP:
+		fputs(options_usage(), stdout);
+		options_clear(&d.opts);
+		return 0;
+	case OPT_VERSION:
+		printf("vipd %s\n", PACKAGE_VERSION);
+		options_clear(&d.opts);
+		return 0;
+	default:
+		break;
+	}
+	if (load_settings(&d.opts, &d.settings, &cfg) ||
+	    validate_settings(&d.settings, d.opts.action == OPT_RUN ? &ranges : NULL)) {
+		config_clear(&cfg);
+		daemon_free(&d);
+		return 1;
+	}
+	if (d.opts.action == OPT_CHECK_CONFIG) {
+		printf("vipd: configuration OK (%zu load balancers)\n", cfg.n_lbs);
+		config_clear(&cfg);
+		daemon_free(&d);
+		return 0;
+	}
+	rc = run(&d, &cfg, ranges);
+	free(ranges);
+	config_clear(&cfg);
+	daemon_free(&d);
+	return rc;
+}

@@ -1,6 +1,6 @@
 /* vipd: the daemon's entry point: flags and config, the loop, signals, reload. */
 #ifdef HAVE_CONFIG_H
-#include "config.h"
+#include "vipd_config.h"
 #endif
 
 #include <errno.h>

@@ -207,7 +207,7 @@ enum vipd_counter {
 	VIPD_CNT_NO_SNAT,	 /* FULLNAT: no snat address on the egress interface: dropped */
 	VIPD_CNT_SNAT_EXHAUSTED, /* FULLNAT: every candidate port taken: dropped */
 	VIPD_CNT_TTL,		 /* TTL / hop limit <= 1: passed to the kernel untouched */
-	VIPD_CNT_NO_NEIGH,	 /* next hop not resolved: rewritten packet passed to the kernel */
+	VIPD_CNT_NO_NEIGH,	 /* next hop unresolved: rewritten packet passed to the kernel */
 	VIPD_CNT_FIB_FAIL,	 /* other bpf_fib_lookup() failures: dropped */
 	VIPD_CNT_DSR_OFFLINK,	 /* DSR backend reached through a gateway: dropped */
 	VIPD_CNT_MAP_FULL,	 /* conns or rev insert failed: dropped */

@@ -13,10 +13,8 @@ CC=${CC:-gcc}
 CFLAGS="-std=gnu11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wshadow -Wstrict-prototypes \
 -Wmissing-prototypes -Werror"
 
-if [ ! -s "$OUT/vmlinux.h" ]; then
-	"$BPFTOOL" btf dump file /sys/kernel/btf/vmlinux format c >"$OUT/vmlinux.h.tmp"
-	mv "$OUT/vmlinux.h.tmp" "$OUT/vmlinux.h"
-fi
+"$BPFTOOL" btf dump file /sys/kernel/btf/vmlinux format c >"$OUT/vmlinux.h.tmp"
+mv "$OUT/vmlinux.h.tmp" "$OUT/vmlinux.h"
 # -mcpu=v3: 32-bit sub-registers and jumps (kernel >= 5.1).
 "$CLANG" -target bpf -mcpu=v3 -O2 -g -Wall -Wextra -Werror -I"$OUT" -Isrc/bpf \
 	-c src/bpf/vipd.bpf.c -o "$OUT/vipd.bpf.o"

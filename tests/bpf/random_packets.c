@@ -111,12 +111,14 @@ static size_t rp_mutate(uint8_t *buf, size_t len, size_t cap)
 	uint32_t n = rp_below(5), i;
 
 	for (i = 0; i < n && len; i++) {
+		uint32_t at = rp_below((uint32_t)(len < 80 ? len : 80));
+
 		switch (rp_below(5)) {
 		case 0:
-			buf[rp_below((uint32_t)(len < 80 ? len : 80))] ^= (uint8_t)(1 << rp_below(8));
+			buf[at] ^= (uint8_t)(1 << rp_below(8));
 			break;
 		case 1:
-			buf[rp_below((uint32_t)(len < 80 ? len : 80))] = (uint8_t)rp_rand();
+			buf[at] = (uint8_t)rp_rand();
 			break;
 		case 2:
 			len = rp_below((uint32_t)len + 1);
@@ -147,7 +149,9 @@ static size_t rp_mutate(uint8_t *buf, size_t len, size_t cap)
 static void rp_churn(struct xdp_env *e)
 {
 	uint32_t vip = rp_below(ENV_N_MAIN_VIPS), b = rp_below(3), ids[3];
+	const struct env_vip *v = &env_vips[vip];
 	int i, n = 1 + (int)rp_below(3);
+	uint8_t flags;
 
 	if (rp_below(2)) {
 		for (i = 0; i < n; i++)
@@ -155,9 +159,9 @@ static void rp_churn(struct xdp_env *e)
 		assert_int_equal(env_ring_set(e, vip, ids, (size_t)n), 0);
 		return;
 	}
-	assert_int_equal(env_backend_set(e, vip * 3 + b, env_vips[vip].family,
-					 env_backend_addr(env_vips[vip].family, (int)b),
-					 env_vips[vip].bport, rp_below(2) ? VIPD_BACKEND_F_ALIVE : 0),
+	flags = rp_below(2) ? VIPD_BACKEND_F_ALIVE : 0;
+	assert_int_equal(env_backend_set(e, vip * 3 + b, v->family,
+					 env_backend_addr(v->family, (int)b), v->bport, flags),
 			 0);
 }
 

@@ -3,7 +3,7 @@
 # BPF_PROG_TEST_RUN tests and the randomized harness. Needs root (BPF, a private netns).
 #   tests/bpf/run.sh [SEED [COUNT]]   (random_packets' seed and packet count)
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 OUT=${OUT:-build/bpf}
 if ! tests/bpf/build.sh "$OUT"; then
 	echo "[  FAILED  ] bpf build"

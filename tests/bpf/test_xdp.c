@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <linux/bpf.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -527,14 +528,15 @@ static void truncated_frames_pass(void **state)
 		struct test_out o;
 		size_t n, len, olen;
 		uint32_t verdict;
+		int err;
 
 		test_client_spec(&s, v, 40800);
 		n = pkt_build(&s, full, sizeof(full));
 		for (len = 0; len < n; len++) {
 			olen = sizeof(out);
 			if (len < 14) {
-				assert_int_equal(env_run(e, e->ifc, full, len, out, &olen, &verdict),
-						 -EINVAL);
+				err = env_run(e, e->ifc, full, len, out, &olen, &verdict);
+				assert_int_equal(err, -EINVAL);
 				continue;
 			}
 			test_run_raw(e, e->ifc, full, len, &o);
@@ -906,7 +908,10 @@ static void tcp_state_tracked(void **state)
 	assert_int_equal(rv.flags, VIPD_CONN_F_CLOSING);
 }
 
-/* Next hops are cached for VIPD_NH_CACHE_NS: a changed neighbour is used after that. */
+/*
+ * Next hops are cached for VIPD_NH_CACHE_NS: a changed neighbour is used after that. The
+ * cache is per CPU, so the test stays on one.
+ */
 static void next_hop_follows_neighbour_change(void **state)
 {
 	struct xdp_env *e = *state;
@@ -915,25 +920,37 @@ static void next_hop_follows_neighbour_change(void **state)
 	uint8_t mac14[6], mac15[6];
 	struct pkt_spec in;
 	struct test_out o, cached, later;
+	cpu_set_t all, one;
+	uint64_t t0, t1;
 	int err, err2;
+
+	assert_int_equal(sched_getaffinity(0, sizeof(all), &all), 0);
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu(), &one);
+	assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
 
 	pkt_mac(mac14, "02:00:00:00:0b:14");
 	pkt_mac(mac15, "02:00:00:00:0b:15");
 	assert_int_equal(env_backend_set(e, only, 4, "10.1.0.14", 8080, VIPD_BACKEND_F_ALIVE), 0);
 	assert_int_equal(env_ring_set(e, id, &only, 1), 0);
 	test_client_spec(&in, &env_vips[id], 42400);
+	t0 = test_coarse_ns();
 	test_run(e, e->ifc, &in, &o);
 	assert_int_equal(o.verdict, XDP_REDIRECT);
 	assert_memory_equal(o.v.dmac, mac14, 6);
 
 	err = system("ip neigh replace 10.1.0.14 lladdr 02:00:00:00:0b:15 dev vb0 nud permanent");
 	test_run(e, e->ifc, &in, &cached);
+	t1 = test_coarse_ns();
 	nanosleep(&pause, NULL);
 	test_run(e, e->ifc, &in, &later);
 	err2 = system("ip neigh replace 10.1.0.14 lladdr 02:00:00:00:0b:14 dev vb0 nud permanent");
+	assert_int_equal(sched_setaffinity(0, sizeof(all), &all), 0);
 	assert_int_equal(err, 0);
 	assert_int_equal(err2, 0);
-	assert_memory_equal(cached.v.dmac, mac14, 6);
+	/* Still the cached MAC, unless this machine was too slow to tell. */
+	if (t1 - t0 < VIPD_NH_CACHE_NS * 8 / 10)
+		assert_memory_equal(cached.v.dmac, mac14, 6);
 	assert_int_equal(later.verdict, XDP_REDIRECT);
 	assert_memory_equal(later.v.dmac, mac15, 6);
 }

@@ -1,0 +1,394 @@
+/* The REST API's logic: routing, bodies, status codes. No sockets here. */
+#include "api.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "../dataplane/dataplane.h"
+#include "../lb_json.h"
+#include "../model.h"
+
+#define API_MAX_SEGMENTS 6
+#define API_ERR_LEN 1024
+
+static void respond_json(struct api_response *resp, unsigned status, cJSON *body)
+{
+	resp->status = status;
+	resp->body = body ? cJSON_PrintUnformatted(body) : NULL;
+	cJSON_Delete(body);
+	if (!resp->body) {
+		resp->status = 500;
+		resp->body = strdup("{\"error\":\"out of memory\"}");
+	}
+}
+
+static void respond_error(struct api_response *resp, unsigned status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void respond_error(struct api_response *resp, unsigned status, const char *fmt, ...)
+{
+	char msg[API_ERR_LEN];
+	cJSON *o = cJSON_CreateObject();
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cJSON_AddStringToObject(o, "error", msg);
+	respond_json(resp, status, o);
+}
+
+/* Store errors to HTTP: a full range is a conflict with what exists, not a server fault. */
+static unsigned status_of(int err)
+{
+	switch (err) {
+	case -EINVAL:
+		return 400;
+	case -ENOENT:
+		return 404;
+	case -EEXIST:
+	case -ENOSPC:
+		return 409;
+	default:
+		return 500;
+	}
+}
+
+static void respond_store_error(struct api_response *resp, int err, const char *msg)
+{
+	if (err == -ENOSPC && !msg[0])
+		msg = "vip: no free address in the configured ranges";
+	respond_error(resp, status_of(err), "%s", msg[0] ? msg : strerror(-err));
+}
+
+/* Parses a JSON object body; on failure responds and returns NULL. */
+static cJSON *parse_body(const struct api_request *req, struct api_response *resp)
+{
+	const char *end = NULL;
+	cJSON *doc;
+
+	if (req->body_len > API_MAX_BODY) {
+		respond_error(resp, 413, "body: larger than %d bytes", API_MAX_BODY);
+		return NULL;
+	}
+	if (!req->body || req->body_len == 0) {
+		respond_error(resp, 400, "body: required (a JSON object)");
+		return NULL;
+	}
+	doc = cJSON_ParseWithLengthOpts(req->body, req->body_len, &end, false);
+	if (!doc) {
+		size_t off = end && end >= req->body ? (size_t)(end - req->body) : 0;
+
+		respond_error(resp, 400, "body: invalid JSON at offset %zu", off);
+		return NULL;
+	}
+	if (!cJSON_IsObject(doc)) {
+		cJSON_Delete(doc);
+		respond_error(resp, 400, "body: must be a JSON object");
+		return NULL;
+	}
+	return doc;
+}
+
+static void fill_counters(struct api_ctx *ctx, const struct lb *lb, cJSON *lbj)
+{
+	cJSON *arr = cJSON_GetObjectItemCaseSensitive(lbj, "backends");
+	struct dataplane *dp = ctx->dataplane;
+
+	if (!dp || !dp->ops->backend_stats || !cJSON_IsArray(arr))
+		return;
+	for (size_t i = 0; i < lb->n_backends; i++) {
+		struct backend_stats st;
+		cJSON *b = cJSON_GetArrayItem(arr, (int)i), *s;
+
+		if (!b || dp->ops->backend_stats(dp, lb, &lb->backends[i], &st))
+			continue;
+		s = cJSON_AddObjectToObject(b, "stats");
+		cJSON_AddNumberToObject(s, "packets", (double)st.packets);
+		cJSON_AddNumberToObject(s, "bytes", (double)st.bytes);
+		cJSON_AddNumberToObject(s, "connections", (double)st.connections);
+		cJSON_AddNumberToObject(s, "active_connections", (double)st.active_connections);
+	}
+}
+
+static cJSON *lb_view(struct api_ctx *ctx, const struct lb *lb)
+{
+	cJSON *j = lb_to_json(lb, LB_VIEW_API);
+
+	if (j)
+		fill_counters(ctx, lb, j);
+	return j;
+}
+
+static void list_lbs(struct api_ctx *ctx, struct api_response *resp)
+{
+	cJSON *arr = cJSON_CreateArray();
+	struct model *m = ctx->store->model;
+
+	for (size_t i = 0; arr && i < model_count(m); i++) {
+		cJSON *j = lb_view(ctx, model_at(m, i));
+
+		if (!j) {
+			cJSON_Delete(arr);
+			arr = NULL;
+			break;
+		}
+		cJSON_AddItemToArray(arr, j);
+	}
+	respond_json(resp, 200, arr);
+}
+
+static void create_lb(struct api_ctx *ctx, const struct api_request *req,
+		      struct api_response *resp)
+{
+	char err[API_ERR_LEN] = "";
+	cJSON *doc = parse_body(req, resp);
+	struct lb *lb = NULL;
+	char uuid[UUID_STR_LEN];
+	int r;
+
+	if (!doc)
+		return;
+	r = lb_from_json(doc, LB_JSON_API, "", &lb, err, sizeof(err));
+	cJSON_Delete(doc);
+	if (r) {
+		/* lb_json reports every problem, one per line; the first is enough for a caller. */
+		char *nl = strchr(err, '\n');
+
+		if (nl)
+			*nl = '\0';
+		respond_error(resp, 400, "%s", err);
+		return;
+	}
+	memcpy(uuid, lb->uuid, sizeof(uuid));
+	r = store_create_lb(ctx->store, lb, err, sizeof(err));
+	if (r) {
+		lb_free(lb);
+		respond_store_error(resp, r, err);
+		return;
+	}
+	respond_json(resp, 201, lb_view(ctx, model_find(ctx->store->model, uuid)));
+}
+
+static void delete_lb(struct api_ctx *ctx, const char *uuid, struct api_response *resp)
+{
+	char err[API_ERR_LEN] = "";
+	cJSON *o;
+	int r = store_delete_lb(ctx->store, uuid, err, sizeof(err));
+
+	if (r) {
+		respond_store_error(resp, r, err);
+		return;
+	}
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "deleted", uuid);
+	respond_json(resp, 200, o);
+}
+
+static void add_backend(struct api_ctx *ctx, struct lb *lb, const struct api_request *req,
+			struct api_response *resp)
+{
+	char err[API_ERR_LEN] = "";
+	cJSON *doc = parse_body(req, resp);
+	struct backend b;
+	int r;
+
+	if (!doc)
+		return;
+	r = backend_from_json(doc, LB_JSON_API, "", &b, err, sizeof(err));
+	cJSON_Delete(doc);
+	if (r) {
+		char *nl = strchr(err, '\n');
+
+		if (nl)
+			*nl = '\0';
+		respond_error(resp, 400, "%s", err);
+		return;
+	}
+	r = store_add_backend(ctx->store, lb, &b, err, sizeof(err));
+	if (r) {
+		respond_store_error(resp, r, err);
+		return;
+	}
+	respond_json(resp, 201, backend_to_json(lb, lb_find_backend(lb, b.uuid), LB_VIEW_API));
+}
+
+/* Splits "/a/b/c/" into segments in buf; returns the count, or -1 if too many. */
+static int split_path(const char *path, char *buf, size_t buflen, char **seg)
+{
+	int n = 0;
+	char *save = NULL, *tok;
+
+	snprintf(buf, buflen, "%s", path);
+	for (tok = strtok_r(buf, "/", &save); tok; tok = strtok_r(NULL, "/", &save)) {
+		if (n == API_MAX_SEGMENTS)
+			return -1;
+		seg[n++] = tok;
+	}
+	return n;
+}
+
+static bool is(const char *a, const char *b)
+{
+	return strcmp(a, b) == 0;
+}
+
+static void method_not_allowed(const struct api_request *req, struct api_response *resp,
+			       const char *allowed)
+{
+	respond_error(resp, 405, "method: %s not allowed on %s (allowed: %s)", req->method,
+		      req->path, allowed);
+}
+
+static void not_found(const struct api_request *req, struct api_response *resp)
+{
+	respond_error(resp, 404, "no such endpoint: %s %s", req->method, req->path);
+}
+
+static struct lb *find_lb(struct api_ctx *ctx, const char *uuid, struct api_response *resp)
+{
+	struct lb *lb = uuid_is_valid(uuid) ? model_find(ctx->store->model, uuid) : NULL;
+
+	if (!lb)
+		respond_error(resp, 404, "uuid: no load balancer %s", uuid);
+	return lb;
+}
+
+static struct backend *find_backend(struct lb *lb, const char *uuid, struct api_response *resp)
+{
+	struct backend *b = uuid_is_valid(uuid) ? lb_find_backend(lb, uuid) : NULL;
+
+	if (!b)
+		respond_error(resp, 404, "uuid: no backend %s in load balancer %s", uuid, lb->uuid);
+	return b;
+}
+
+static void backend_routes(struct api_ctx *ctx, const struct api_request *req,
+			   struct api_response *resp, char **seg, int n)
+{
+	char err[API_ERR_LEN] = "";
+	struct lb *lb = find_lb(ctx, seg[1], resp);
+	struct backend *b;
+	int r;
+
+	if (!lb)
+		return;
+	if (n == 3) {
+		if (is(req->method, "POST"))
+			add_backend(ctx, lb, req, resp);
+		else
+			method_not_allowed(req, resp, "POST");
+		return;
+	}
+	b = find_backend(lb, seg[3], resp);
+	if (!b)
+		return;
+	if (n == 4) {
+		if (is(req->method, "DELETE")) {
+			cJSON *o;
+
+			r = store_remove_backend(ctx->store, lb, b->uuid, err, sizeof(err));
+			if (r) {
+				respond_store_error(resp, r, err);
+				return;
+			}
+			o = cJSON_CreateObject();
+			cJSON_AddStringToObject(o, "deleted", seg[3]);
+			respond_json(resp, 200, o);
+		} else if (is(req->method, "GET")) {
+			respond_json(resp, 200, backend_to_json(lb, b, LB_VIEW_API));
+		} else {
+			method_not_allowed(req, resp, "GET, DELETE");
+		}
+		return;
+	}
+	if (n == 5 && (is(seg[4], "drain") || is(seg[4], "undrain"))) {
+		if (!is(req->method, "POST")) {
+			method_not_allowed(req, resp, "POST");
+			return;
+		}
+		r = store_set_drained(ctx->store, lb, b, is(seg[4], "drain"), err, sizeof(err));
+		if (r) {
+			respond_store_error(resp, r, err);
+			return;
+		}
+		respond_json(resp, 200, backend_to_json(lb, b, LB_VIEW_API));
+		return;
+	}
+	not_found(req, resp);
+}
+
+static void healthz(struct api_ctx *ctx, struct api_response *resp)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "status", "ok");
+	cJSON_AddStringToObject(o, "version", ctx->version ? ctx->version : "");
+	cJSON_AddNumberToObject(o, "loadbalancers", (double)model_count(ctx->store->model));
+	respond_json(resp, 200, o);
+}
+
+void api_handle(struct api_ctx *ctx, const struct api_request *req, struct api_response *resp)
+{
+	char buf[512];
+	char *seg[API_MAX_SEGMENTS];
+	int n;
+
+	resp->status = 500;
+	resp->body = NULL;
+	if (strlen(req->path) >= sizeof(buf) ||
+	    (n = split_path(req->path, buf, sizeof(buf), seg)) < 0) {
+		not_found(req, resp);
+		return;
+	}
+	if (n == 1 && is(seg[0], "healthz")) {
+		if (is(req->method, "GET"))
+			healthz(ctx, resp);
+		else
+			method_not_allowed(req, resp, "GET");
+		return;
+	}
+	if (n == 1 && is(seg[0], "loadbalancers")) {
+		if (is(req->method, "GET"))
+			list_lbs(ctx, resp);
+		else
+			method_not_allowed(req, resp, "GET");
+		return;
+	}
+	if (n < 1 || !is(seg[0], "loadbalancer")) {
+		not_found(req, resp);
+		return;
+	}
+	if (n == 1) {
+		if (is(req->method, "POST"))
+			create_lb(ctx, req, resp);
+		else
+			method_not_allowed(req, resp, "POST");
+		return;
+	}
+	if (n == 2) {
+		struct lb *lb;
+
+		if (is(req->method, "GET")) {
+			lb = find_lb(ctx, seg[1], resp);
+			if (lb)
+				respond_json(resp, 200, lb_view(ctx, lb));
+		} else if (is(req->method, "DELETE")) {
+			if (find_lb(ctx, seg[1], resp))
+				delete_lb(ctx, seg[1], resp);
+		} else {
+			method_not_allowed(req, resp, "GET, DELETE");
+		}
+		return;
+	}
+	if (is(seg[2], "backend") && n >= 3 && n <= 5) {
+		backend_routes(ctx, req, resp, seg, n);
+		return;
+	}
+	not_found(req, resp);
+}

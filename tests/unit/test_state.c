@@ -256,8 +256,14 @@ static void test_lock_conflict(void **st)
 			struct state *c = NULL;
 			int fd = open("/dev/null", O_WRONLY);
 
+			int r;
+
 			dup2(fd, STDERR_FILENO);
-			_exit(state_open(dir, &c) == -EBUSY ? 0 : 1);
+			r = state_open(dir, &c);
+			/* Closing the inherited copy keeps the parent's lock (flock follows the
+			 * open file description) and leaves nothing for a leak checker. */
+			state_close(a);
+			_exit(r == -EBUSY ? 0 : 1);
 		}
 		assert_int_equal(waitpid(pid, &status, 0), pid);
 		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);

@@ -270,6 +270,16 @@ static int setup_planes(struct daemon *d)
 	return d->dp && d->an ? 0 : -ENOMEM;
 }
 
+static bool same_ranges(const struct settings *a, const struct settings *b)
+{
+	if (a->n_ipam_ranges != b->n_ipam_ranges)
+		return false;
+	for (size_t i = 0; i < a->n_ipam_ranges; i++)
+		if (strcmp(a->ipam_ranges[i], b->ipam_ranges[i]) != 0)
+			return false;
+	return true;
+}
+
 static void on_reload(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	struct daemon *d = w->data;
@@ -296,7 +306,7 @@ static void on_reload(struct ev_loop *loop, ev_signal *w, int revents)
 	    (next.state_dir && d->settings.state_dir &&
 	     strcmp(next.state_dir, d->settings.state_dir) != 0) ||
 	    next.dataplane != d->settings.dataplane || next.arp != d->settings.arp ||
-	    next.bgp != d->settings.bgp || next.n_ipam_ranges != d->settings.n_ipam_ranges)
+	    next.bgp != d->settings.bgp || !same_ranges(&next, &d->settings))
 		log_warn("msg=\"reload: api_listen, state_dir, dataplane, arp/bgp and ipam_ranges "
 			 "changes take effect at the next restart\"");
 	if (next.log_level != d->settings.log_level) {

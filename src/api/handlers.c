@@ -125,22 +125,55 @@ static cJSON *lb_view(struct api_ctx *ctx, const struct lb *lb)
 	return j;
 }
 
+/* Appends text to a growing buffer; false on ENOMEM. */
+static bool buf_add(char **buf, size_t *len, size_t *cap, const char *text)
+{
+	size_t n = strlen(text);
+
+	if (*len + n + 1 > *cap) {
+		size_t c = *cap ? *cap : 4096;
+		char *nb;
+
+		while (c < *len + n + 1)
+			c *= 2;
+		nb = realloc(*buf, c);
+		if (!nb)
+			return false;
+		*buf = nb;
+		*cap = c;
+	}
+	memcpy(*buf + *len, text, n + 1);
+	*len += n;
+	return true;
+}
+
+/*
+ * Serialises one load balancer at a time instead of building one tree for all of
+ * them: with 10,000 load balancers the tree alone would be tens of MiB.
+ */
 static void list_lbs(struct api_ctx *ctx, struct api_response *resp)
 {
-	cJSON *arr = cJSON_CreateArray();
 	struct model *m = ctx->store->model;
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	bool ok = buf_add(&buf, &len, &cap, "[");
 
-	for (size_t i = 0; arr && i < model_count(m); i++) {
+	for (size_t i = 0; ok && i < model_count(m); i++) {
 		cJSON *j = lb_view(ctx, model_at(m, i));
+		char *text = j ? cJSON_PrintUnformatted(j) : NULL;
 
-		if (!j) {
-			cJSON_Delete(arr);
-			arr = NULL;
-			break;
-		}
-		cJSON_AddItemToArray(arr, j);
+		cJSON_Delete(j);
+		ok = text && (i == 0 || buf_add(&buf, &len, &cap, ",")) &&
+		     buf_add(&buf, &len, &cap, text);
+		free(text);
 	}
-	respond_json(resp, 200, arr);
+	if (!ok || !buf_add(&buf, &len, &cap, "]")) {
+		free(buf);
+		respond_json(resp, 500, NULL);
+		return;
+	}
+	resp->status = 200;
+	resp->body = buf;
 }
 
 static void create_lb(struct api_ctx *ctx, const struct api_request *req,

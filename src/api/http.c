@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <ev.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -21,6 +22,9 @@
 
 #define API_CONN_LIMIT 1024
 #define API_CONN_TIMEOUT_S 30
+/* After answers this large, give the freed heap back: a daemon that listed 10,000 load
+ * balancers once should not hold that memory for the rest of its life. */
+#define API_TRIM_AFTER (1024 * 1024)
 
 struct api_server {
 	struct MHD_Daemon *mhd;
@@ -35,8 +39,8 @@ struct api_server {
 struct api_upload {
 	char *buf;
 	size_t len, cap;
+	size_t resp_len;
 	bool too_big;
-	bool checked;
 };
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -157,6 +161,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	req.body_len = u->len;
 	api_handle(s->ctx, &req, &resp);
 	log_debug("msg=\"api\" method=%s path=%s status=%u", method, url, resp.status);
+	u->resp_len = resp.body ? strlen(resp.body) : 0;
 	return queue(c, resp.status, resp.body);
 }
 
@@ -169,8 +174,12 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	(void)c;
 	(void)toe;
 	if (u) {
+		bool trim = u->resp_len > API_TRIM_AFTER || u->cap > API_TRIM_AFTER;
+
 		free(u->buf);
 		free(u);
+		if (trim)
+			malloc_trim(0);
 		*con_cls = NULL;
 	}
 }
@@ -265,9 +274,10 @@ int api_server_start(struct ev_loop *loop, const char *listen_addr, const char *
 		free(s);
 		return -ENOMEM;
 	}
+	/* The logger goes first so MHD's complaints about later options reach our log. */
 	s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, s,
-				  MHD_OPTION_LISTEN_SOCKET, fd,
 				  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+				  MHD_OPTION_LISTEN_SOCKET, fd,
 				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
 				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONN_LIMIT,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONN_TIMEOUT_S,

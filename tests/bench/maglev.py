@@ -1,6 +1,6 @@
-"""Maglev table build benchmark: runs the compiled tests/bench/maglev program and prints its
+"""Maglev table build benchmark: runs the compiled tests/bench/bench_maglev program and prints its
 figures (65537 slots x 10/100/1,000 backends, median and p99, next to a round-robin fill floor
-measured in the same run). The binary is $MAGLEV_BENCH, default $BUILDDIR/tests/bench/maglev;
+measured in the same run). The binary is $MAGLEV_BENCH, default $BUILDDIR/tests/bench/bench_maglev;
 $MAGLEV_BENCH_REPEAT sets the builds per figure (default 50). Targets are reported, not
 asserted; the exit status is non-zero only if the program is missing or fails."""
 import os
@@ -9,7 +9,7 @@ import sys
 
 SRCDIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILDDIR = os.environ.get("BUILDDIR", SRCDIR)
-BENCH = os.environ.get("MAGLEV_BENCH", os.path.join(BUILDDIR, "tests", "bench", "maglev"))
+BENCH = os.environ.get("MAGLEV_BENCH", os.path.join(BUILDDIR, "tests", "bench", "bench_maglev"))
 REPEAT = os.environ.get("MAGLEV_BENCH_REPEAT", "50")
 
 if not os.access(BENCH, os.X_OK):

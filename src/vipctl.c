@@ -70,7 +70,8 @@ static size_t on_data(char *p, size_t size, size_t n, void *arg)
 	return size * n;
 }
 
-/* Performs one call; returns the HTTP status and the parsed body, or exits if unreachable. */
+/* Performs one call; returns the HTTP status and the parsed body, or -1 (reported) if vipd
+ * cannot be reached. */
 static long call(const struct ctl *c, const char *method, const char *path, const char *body,
 		 cJSON **out)
 {
@@ -101,7 +102,8 @@ static long call(const struct ctl *c, const char *method, const char *path, cons
 		curl_slist_free_all(hdr);
 		curl_easy_cleanup(h);
 		free(b.data);
-		exit(EXIT_UNREACHABLE);
+		*out = NULL;
+		return -1;
 	}
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
 	curl_slist_free_all(hdr);
@@ -116,6 +118,8 @@ static int api_error(long status, const cJSON *resp)
 {
 	const cJSON *e = cJSON_GetObjectItemCaseSensitive(resp, "error");
 
+	if (status < 0)
+		return EXIT_UNREACHABLE;
 	fprintf(stderr, "vipctl: %s (HTTP %ld)\n",
 		cJSON_IsString(e) ? e->valuestring : "unexpected answer", status);
 	return EXIT_API;
@@ -439,7 +443,7 @@ static char *read_token(const char *path)
 
 	if (!f) {
 		fprintf(stderr, "vipctl: cannot read token file %s: %s\n", path, strerror(errno));
-		exit(EXIT_USAGE);
+		return NULL;
 	}
 	n = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
@@ -490,8 +494,8 @@ int main(int argc, char **argv)
 		fputs(usage, stderr);
 		return EXIT_USAGE;
 	}
-	if (token_file && *token_file)
-		c.token = read_token(token_file);
+	if (token_file && *token_file && !(c.token = read_token(token_file)))
+		return EXIT_USAGE;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (strcmp(argv[0], "lb") == 0)
 		rc = cmd_lb(&c, argc - 1, argv + 1);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -363,6 +364,8 @@ static void healthz(struct api_ctx *ctx, struct api_response *resp)
 	cJSON_AddStringToObject(o, "status", "ok");
 	cJSON_AddStringToObject(o, "version", ctx->version ? ctx->version : "");
 	cJSON_AddNumberToObject(o, "loadbalancers", (double)model_count(ctx->store->model));
+	/* Lets scripts and init systems that started vipd in the background find it. */
+	cJSON_AddNumberToObject(o, "pid", (double)getpid());
 	respond_json(resp, 200, o);
 }
 

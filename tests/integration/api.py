@@ -9,7 +9,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from vipdtest import (VIPD, VIPCTL, SRCDIR, Vipd, done, ok, run, tmpdir)  # noqa: E402
+from vipdtest import (VIPD, VIPCTL, SRCDIR, Vipd, done, free_port, ok, run, tmpdir)  # noqa: E402
 
 RANGE = "192.168.1.200-192.168.1.250"
 
@@ -255,5 +255,58 @@ st, lbs2 = v6.request("GET", "/loadbalancers")
 ok(v6.proc.poll() is None and lbs2 == lbs, "SIGHUP with a broken file keeps the running config",
    v6.logs()[-1500:])
 v6.stop()
+
+# --- bearer token ------------------------------------------------------------------------
+td = tmpdir()
+tok = os.path.join(td, "token")
+with open(tok, "w") as f:
+    f.write("s3cret-token\n")
+v7 = Vipd(["--ipam-range", RANGE, "--api-token-file", tok])
+ok(v7.start(), "starts with --api-token-file (GET /healthz stays open)", v7.logs()[-1500:])
+st, resp = v7.request("GET", "/loadbalancers")
+ok(st == 401 and "token" in resp.get("error", ""), "no token: 401 naming the token", (st, resp))
+st, resp = v7.request("GET", "/loadbalancers", headers={"Authorization": "Bearer wrong"})
+ok(st == 401, "wrong token: 401", (st, resp))
+st, resp = v7.request("POST", "/loadbalancer", {"name": "t", "port": 1},
+                      headers={"Authorization": "Bearer s3cret-token"})
+ok(st == 201, "right token: the call goes through", (st, resp))
+r = run([VIPCTL, "--api", f"http://127.0.0.1:{v7.port}", "--token-file", tok, "lb", "list"])
+ok(r.returncode == 0 and " t " in r.stdout, "vipctl --token-file authenticates", r.stdout + r.stderr)
+v7.stop()
+
+# --- background start: the parent exits 0 only once the daemon serves ---------------------
+sd = tmpdir()
+port = free_port()
+r = run([VIPD, "--dataplane", "none", "--api-listen", f"127.0.0.1:{port}", "--state-dir", sd,
+         "--ipam-range", RANGE])
+pid = None
+if r.returncode == 0:
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    c.request("GET", "/healthz")
+    pid = json.loads(c.getresponse().read()).get("pid")
+    c.close()
+ok(r.returncode == 0 and isinstance(pid, int) and pid > 1,
+   "without --foreground vipd forks, the parent exits 0 and the daemon serves", (r.returncode, r.stderr, pid))
+if isinstance(pid, int) and pid > 1:
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, signal.SIGKILL)
+blocker = Vipd(["--ipam-range", RANGE])
+ok(blocker.start(), "a vipd holds a port")
+r = run([VIPD, "--dataplane", "none", "--api-listen", f"127.0.0.1:{blocker.port}", "--state-dir",
+         tmpdir(), "--ipam-range", RANGE])
+ok(r.returncode == 1, "background start on a taken port: the parent exits 1", (r.returncode, r.stderr))
+r = run([VIPD, "--foreground", "--dataplane", "none", "--api-listen", f"127.0.0.1:{free_port()}",
+         "--state-dir", blocker.state_dir, "--ipam-range", RANGE])
+ok(r.returncode == 1 and "another vipd" in r.stderr, "a second vipd on the same state dir is refused",
+   r.stderr)
+blocker.stop()
 
 done()

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../src/util.h"
+
 /* Addresses as unsigned integers (IPv4 in the low 32 bits), so ranges can be counted. */
 struct u128 {
 	uint64_t hi, lo;
@@ -132,19 +134,6 @@ static struct ipam_key key_of(const struct ip_addr *a)
 	return (struct ipam_key){ a->family, u128_of_addr(a) };
 }
 
-static void ipam_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void ipam_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* Longest token worth looking at: an IPv6 address with an embedded IPv4 tail. */
 #define TOKEN_MAX (INET6_ADDRSTRLEN - 1)
@@ -171,7 +160,7 @@ static int parse_addr_token(const char *p, size_t n, struct ip_addr *out, char *
 
 	trim(&p, &n);
 	if (!n) {
-		ipam_err(err, errlen, "an address is missing");
+		errbuf_printf(err, errlen, "an address is missing");
 		return -EINVAL;
 	}
 	if (n <= TOKEN_MAX) {
@@ -180,7 +169,7 @@ static int parse_addr_token(const char *p, size_t n, struct ip_addr *out, char *
 		if (ip_addr_parse(buf, out) == 0)
 			return 0;
 	}
-	ipam_err(err, errlen, "\"%.*s%s\" is not an IPv4 or IPv6 address",
+	errbuf_printf(err, errlen, "\"%.*s%s\" is not an IPv4 or IPv6 address",
 		 (int)(n > 64 ? 64 : n), p, n > 64 ? "..." : "");
 	return -EINVAL;
 }
@@ -206,11 +195,11 @@ static int parse_cidr(const char *p, size_t n, const char *slash, struct ipam_ra
 		plen = plen * 10 + (unsigned)(lp[i] - '0');
 	}
 	if (!ln) {
-		ipam_err(err, errlen, "the prefix length after '/' is missing");
+		errbuf_printf(err, errlen, "the prefix length after '/' is missing");
 		return -EINVAL;
 	}
 	if (plen > width) {
-		ipam_err(err, errlen, "prefix length \"%.*s\" must be 0..%zu",
+		errbuf_printf(err, errlen, "prefix length \"%.*s\" must be 0..%zu",
 			 (int)(ln > 16 ? 16 : ln), lp, width);
 		return -EINVAL;
 	}
@@ -221,7 +210,7 @@ static int parse_cidr(const char *p, size_t n, const char *slash, struct ipam_ra
 		char abuf[IP_ADDR_STRLEN], nbuf[IP_ADDR_STRLEN];
 
 		u128_to_addr(u128_and(v, u128_not(host)), a.family, &net);
-		ipam_err(err, errlen, "%s/%u has host bits set (the network is %s/%u)",
+		errbuf_printf(err, errlen, "%s/%u has host bits set (the network is %s/%u)",
 			 ip_addr_str(&a, abuf), plen, ip_addr_str(&net, nbuf), plen);
 		return -EINVAL;
 	}
@@ -251,7 +240,7 @@ int ipam_range_parse(const char *s, struct ipam_range *out, char *err, size_t er
 	memset(&r, 0, sizeof(r));
 	trim(&p, &n);
 	if (!n) {
-		ipam_err(err, errlen, "empty range");
+		errbuf_printf(err, errlen, "empty range");
 		return -EINVAL;
 	}
 	if ((sep = memchr(p, '/', n))) {
@@ -263,12 +252,12 @@ int ipam_range_parse(const char *s, struct ipam_range *out, char *err, size_t er
 		    parse_addr_token(sep + 1, n - (size_t)(sep + 1 - p), &r.last, err, errlen))
 			return -EINVAL;
 		if (r.first.family != r.last.family) {
-			ipam_err(err, errlen, "%s and %s are not of the same family",
+			errbuf_printf(err, errlen, "%s and %s are not of the same family",
 				 ip_addr_str(&r.first, a), ip_addr_str(&r.last, b));
 			return -EINVAL;
 		}
 		if (ip_addr_cmp(&r.first, &r.last) > 0) {
-			ipam_err(err, errlen, "first address %s is after the last %s",
+			errbuf_printf(err, errlen, "first address %s is after the last %s",
 				 ip_addr_str(&r.first, a), ip_addr_str(&r.last, b));
 			return -EINVAL;
 		}

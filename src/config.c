@@ -16,6 +16,7 @@
 
 #include "cloud/ipam.h"
 #include "lb_json.h"
+#include "util.h"
 
 #define CONFIG_MAX_BYTES (16u << 20)
 /* Room for every error of one load balancer, one per line. */
@@ -105,36 +106,7 @@ static const char *quoted(const char *s, char *buf, size_t n)
 	return buf;
 }
 
-static const char *json_type_name(const cJSON *v)
-{
-	if (cJSON_IsString(v))
-		return "a string";
-	if (cJSON_IsNumber(v))
-		return "a number";
-	if (cJSON_IsBool(v))
-		return "a boolean";
-	if (cJSON_IsNull(v))
-		return "null";
-	if (cJSON_IsArray(v))
-		return "an array";
-	if (cJSON_IsObject(v))
-		return "an object";
-	return "invalid";
-}
 
-static void pos_of(const char *text, size_t off, unsigned *line, unsigned *col)
-{
-	*line = 1;
-	*col = 1;
-	for (size_t i = 0; i < off; i++) {
-		if (text[i] == '\n') {
-			(*line)++;
-			*col = 1;
-		} else {
-			(*col)++;
-		}
-	}
-}
 
 static bool only_space(const char *s, size_t n)
 {
@@ -156,7 +128,7 @@ static cJSON *parse_json(struct cparse *c, const char *text, size_t len)
 		off = end && end >= text ? (size_t)(end - text) : 0;
 		if (off > len)
 			off = len;
-		pos_of(text ? text : "", text ? off : 0, &line, &col);
+		text_position(text ? text : "", text ? off : 0, &line, &col);
 		if (!text || off >= len || only_space(text + off, len - off))
 			cerr(c, "", "line %u, column %u: JSON syntax error: unexpected end of the "
 			     "document", line, col);
@@ -168,7 +140,7 @@ static cJSON *parse_json(struct cparse *c, const char *text, size_t len)
 	if (off < len && !only_space(text + off, len - off)) {
 		while (off < len && only_space(text + off, 1))
 			off++;
-		pos_of(text, off, &line, &col);
+		text_position(text, off, &line, &col);
 		cerr(c, "", "line %u, column %u: JSON syntax error: text after the end of the "
 		     "document", line, col);
 		cJSON_Delete(root);

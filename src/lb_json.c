@@ -180,7 +180,7 @@ static const char *quoted(const char *s, char *buf, size_t n)
 	return buf;
 }
 
-static const char *json_type_name(const cJSON *v)
+const char *json_type_name(const cJSON *v)
 {
 	if (cJSON_IsString(v))
 		return "a string";

@@ -46,5 +46,7 @@ int json_port(const cJSON *v, uint16_t *out);
 /* Duration: integer milliseconds or a string "500ms", "5s", "1m"; 0 or -EINVAL. */
 int json_duration_ms(const cJSON *v, uint32_t *out);
 int duration_parse_ms(const char *s, uint32_t *out);
+/* "a string", "a number", ...: for messages about wrong types. */
+const char *json_type_name(const cJSON *v);
 
 #endif

@@ -26,6 +26,7 @@
 
 #include "lb_json.h"
 #include "log.h"
+#include "util.h"
 
 #define SNAPSHOT "state.json"
 #define SNAPSHOT_TMP "state.json.tmp"
@@ -47,19 +48,6 @@ struct state {
 
 /* ---- pure parsers ---- */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static bool only_space(const char *s, size_t n)
 {
@@ -69,19 +57,6 @@ static bool only_space(const char *s, size_t n)
 	return true;
 }
 
-static void pos_of(const char *text, size_t off, unsigned *line, unsigned *col)
-{
-	*line = 1;
-	*col = 1;
-	for (size_t i = 0; i < off; i++) {
-		if (text[i] == '\n') {
-			(*line)++;
-			*col = 1;
-		} else {
-			(*col)++;
-		}
-	}
-}
 
 /* A whole JSON document in text[0..len), or NULL with err naming line and column. */
 static cJSON *parse_doc(const char *text, size_t len, char *err, size_t errlen)
@@ -92,7 +67,7 @@ static cJSON *parse_doc(const char *text, size_t len, char *err, size_t errlen)
 	size_t off;
 
 	if (!text) {
-		set_err(err, errlen, "line 1, column 1: JSON syntax error: empty document");
+		errbuf_printf(err, errlen, "line 1, column 1: JSON syntax error: empty document");
 		return NULL;
 	}
 	root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
@@ -100,8 +75,8 @@ static cJSON *parse_doc(const char *text, size_t len, char *err, size_t errlen)
 		off = end && end >= text ? (size_t)(end - text) : 0;
 		if (off > len)
 			off = len;
-		pos_of(text, off, &line, &col);
-		set_err(err, errlen, "line %u, column %u: JSON syntax error%s", line, col,
+		text_position(text, off, &line, &col);
+		errbuf_printf(err, errlen, "line %u, column %u: JSON syntax error%s", line, col,
 			off >= len || only_space(text + off, len - off) ?
 				": unexpected end of the document" : "");
 		return NULL;
@@ -110,8 +85,8 @@ static cJSON *parse_doc(const char *text, size_t len, char *err, size_t errlen)
 	if (off < len && !only_space(text + off, len - off)) {
 		while (off < len && only_space(text + off, 1))
 			off++;
-		pos_of(text, off, &line, &col);
-		set_err(err, errlen, "line %u, column %u: JSON syntax error: text after the end of "
+		text_position(text, off, &line, &col);
+		errbuf_printf(err, errlen, "line %u, column %u: JSON syntax error: text after the end of "
 			"the document", line, col);
 		cJSON_Delete(root);
 		return NULL;
@@ -158,11 +133,11 @@ static int check_keys(const cJSON *obj, const char *const *keys, const cJSON **v
 		int k = key_of(keys, it);
 
 		if (k < 0) {
-			set_err(err, errlen, "unknown key \"%.64s\"", it->string ? it->string : "");
+			errbuf_printf(err, errlen, "unknown key \"%.64s\"", it->string ? it->string : "");
 			return -EINVAL;
 		}
 		if (vals[k]) {
-			set_err(err, errlen, "duplicate key \"%s\"", keys[k]);
+			errbuf_printf(err, errlen, "duplicate key \"%s\"", keys[k]);
 			return -EINVAL;
 		}
 		vals[k] = it;
@@ -185,7 +160,7 @@ static int parse_lbs(const cJSON *arr, struct model *tmp, char *err, size_t errl
 		if (r)
 			return r;
 		if (model_find(tmp, lb->uuid)) {
-			set_err(err, errlen, "%s.uuid: %s is listed twice", path, lb->uuid);
+			errbuf_printf(err, errlen, "%s.uuid: %s is listed twice", path, lb->uuid);
 			lb_free(lb);
 			return -EINVAL;
 		}
@@ -206,22 +181,22 @@ int state_parse_snapshot(const char *text, size_t len, struct model *m, char *er
 	cJSON *root;
 	int r = -EINVAL;
 
-	set_err(err, errlen, "%s", "");
+	errbuf_printf(err, errlen, "%s", "");
 	root = parse_doc(text, len, err, errlen);
 	if (!root)
 		return -EINVAL;
 	if (!cJSON_IsObject(root)) {
-		set_err(err, errlen, "the document must be a JSON object");
+		errbuf_printf(err, errlen, "the document must be a JSON object");
 		goto out;
 	}
 	if (check_keys(root, snapshot_keys, vals, err, errlen))
 		goto out;
 	if (!vals[0] || !cJSON_IsNumber(vals[0]) || vals[0]->valuedouble != STATE_VERSION) {
-		set_err(err, errlen, "version: must be %d", STATE_VERSION);
+		errbuf_printf(err, errlen, "version: must be %d", STATE_VERSION);
 		goto out;
 	}
 	if (!vals[1] || !cJSON_IsArray(vals[1])) {
-		set_err(err, errlen, "loadbalancers: must be an array");
+		errbuf_printf(err, errlen, "loadbalancers: must be an array");
 		goto out;
 	}
 	tmp = model_new();
@@ -257,12 +232,12 @@ int state_apply_journal_line(const char *line, size_t len, struct model *m, char
 	const char *op;
 	int r = -EINVAL;
 
-	set_err(err, errlen, "%s", "");
+	errbuf_printf(err, errlen, "%s", "");
 	root = parse_doc(line, len, err, errlen);
 	if (!root)
 		return -EINVAL;
 	if (!cJSON_IsObject(root)) {
-		set_err(err, errlen, "a journal line must be a JSON object");
+		errbuf_printf(err, errlen, "a journal line must be a JSON object");
 		goto out;
 	}
 	if (check_keys(root, journal_keys, vals, err, errlen))
@@ -270,7 +245,7 @@ int state_apply_journal_line(const char *line, size_t len, struct model *m, char
 	op = cJSON_IsString(vals[0]) ? vals[0]->valuestring : NULL;
 	if (op && strcmp(op, "put") == 0) {
 		if (!vals[1] || vals[2]) {
-			set_err(err, errlen, "op \"put\" takes \"lb\" and no \"uuid\"");
+			errbuf_printf(err, errlen, "op \"put\" takes \"lb\" and no \"uuid\"");
 			goto out;
 		}
 		r = lb_from_json(vals[1], LB_JSON_STATE, "lb", &lb, err, errlen);
@@ -278,18 +253,18 @@ int state_apply_journal_line(const char *line, size_t len, struct model *m, char
 			r = model_put(m, lb);
 	} else if (op && strcmp(op, "del") == 0) {
 		if (!vals[2] || vals[1]) {
-			set_err(err, errlen, "op \"del\" takes \"uuid\" and no \"lb\"");
+			errbuf_printf(err, errlen, "op \"del\" takes \"uuid\" and no \"lb\"");
 			goto out;
 		}
 		if (!cJSON_IsString(vals[2]) || !uuid_is_valid(vals[2]->valuestring)) {
-			set_err(err, errlen, "uuid: not a uuid");
+			errbuf_printf(err, errlen, "uuid: not a uuid");
 			goto out;
 		}
 		/* Deleting what is not there is fine: replay after a crash repeats lines. */
 		lb_free(model_take(m, vals[2]->valuestring));
 		r = 0;
 	} else {
-		set_err(err, errlen, "op: must be \"put\" or \"del\"");
+		errbuf_printf(err, errlen, "op: must be \"put\" or \"del\"");
 	}
 out:
 	cJSON_Delete(root);

@@ -6,20 +6,8 @@
 #include <string.h>
 
 #include "log.h"
+#include "util.h"
 
-static void store_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void store_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* "192.0.2.1:80" or "[2001:db8::1]:80"; buf holds IP_ADDR_STRLEN + 8 bytes. */
 #define ENDPOINT_STRLEN (IP_ADDR_STRLEN + 8)
@@ -57,7 +45,7 @@ static int check_listener(const struct store *s, const struct lb *lb, char *err,
 	o = listener_other(s->model, lb, &lb->vip, lb->port, lb->protocol);
 	if (!o)
 		return 0;
-	store_err(err, errlen, "port: %s/%s is already used by load balancer %s",
+	errbuf_printf(err, errlen, "port: %s/%s is already used by load balancer %s",
 		  endpoint_str(&lb->vip, lb->port, ep), lb_protocol_name(lb->protocol), o->uuid);
 	return -EEXIST;
 }
@@ -89,10 +77,10 @@ static int vip_claim(struct store *s, const struct lb *lb, bool *from_source, bo
 		return 0;
 	}
 	if (r == -EEXIST) {
-		store_err(err, errlen, "vip: %s is already allocated", ip_addr_str(&lb->vip, ip));
+		errbuf_printf(err, errlen, "vip: %s is already allocated", ip_addr_str(&lb->vip, ip));
 		return -EEXIST;
 	}
-	store_err(err, errlen, "vip: cannot reserve %s: %s", ip_addr_str(&lb->vip, ip),
+	errbuf_printf(err, errlen, "vip: cannot reserve %s: %s", ip_addr_str(&lb->vip, ip),
 		  strerror(-r));
 	return r;
 }
@@ -118,7 +106,7 @@ static int vip_allocate(struct store *s, struct lb *lb, bool *reserved, char *er
 
 	*reserved = false;
 	if (!s->vips) {
-		store_err(err, errlen, "vip: required, no --ipam-range configured");
+		errbuf_printf(err, errlen, "vip: required, no --ipam-range configured");
 		return -EINVAL;
 	}
 	memset(&a, 0, sizeof(a));
@@ -136,13 +124,13 @@ static int vip_allocate(struct store *s, struct lb *lb, bool *reserved, char *er
 		lb->status = LB_STATUS_PENDING;
 		return 0;
 	case -ENOSPC:
-		store_err(err, errlen, "vip: no free address left in the configured ranges");
+		errbuf_printf(err, errlen, "vip: no free address left in the configured ranges");
 		return -ENOSPC;
 	case -EAFNOSUPPORT:
-		store_err(err, errlen, "vip: required, no --ipam-range configured");
+		errbuf_printf(err, errlen, "vip: required, no --ipam-range configured");
 		return -EINVAL;
 	default:
-		store_err(err, errlen, "vip: cannot allocate an address: %s", strerror(-r));
+		errbuf_printf(err, errlen, "vip: cannot allocate an address: %s", strerror(-r));
 		return r;
 	}
 }
@@ -156,7 +144,7 @@ static int persist_lb(struct store *s, const struct lb *lb, char *err, size_t er
 	r = state_put_lb(s->state, lb);
 	if (!r)
 		return 0;
-	store_err(err, errlen, "state: cannot write the state file (%s); nothing was changed",
+	errbuf_printf(err, errlen, "state: cannot write the state file (%s); nothing was changed",
 		  strerror(-r));
 	return -EIO;
 }
@@ -174,7 +162,7 @@ static struct lb *find_lb(const struct store *s, const char *uuid, char *err, si
 	struct lb *lb = model_find(s->model, uuid);
 
 	if (!lb)
-		store_err(err, errlen, "load balancer %s not found", uuid);
+		errbuf_printf(err, errlen, "load balancer %s not found", uuid);
 	return lb;
 }
 
@@ -183,7 +171,7 @@ static int check_in_model(const struct store *s, const struct lb *lb, char *err,
 {
 	if (model_find(s->model, lb->uuid) == lb)
 		return 0;
-	store_err(err, errlen, "load balancer %s not found", lb->uuid);
+	errbuf_printf(err, errlen, "load balancer %s not found", lb->uuid);
 	return -ENOENT;
 }
 
@@ -196,7 +184,7 @@ int store_create_lb(struct store *s, struct lb *lb, char *err, size_t errlen)
 	int r;
 
 	if (o) {
-		store_err(err, errlen, "uuid: %s is already used by load balancer \"%s\"", lb->uuid,
+		errbuf_printf(err, errlen, "uuid: %s is already used by load balancer \"%s\"", lb->uuid,
 			  o->name ? o->name : "");
 		return -EEXIST;
 	}
@@ -213,7 +201,7 @@ int store_create_lb(struct store *s, struct lb *lb, char *err, size_t errlen)
 		goto restore_fields;
 	r = model_add(s->model, lb);
 	if (r) {
-		store_err(err, errlen, "cannot add load balancer: %s", strerror(-r));
+		errbuf_printf(err, errlen, "cannot add load balancer: %s", strerror(-r));
 		goto release;
 	}
 	r = persist_lb(s, lb, err, errlen);
@@ -311,7 +299,7 @@ int store_delete_lb(struct store *s, const char *uuid, char *err, size_t errlen)
 	if (s->state) {
 		r = state_del_lb(s->state, lb->uuid);
 		if (r) {
-			store_err(err, errlen,
+			errbuf_printf(err, errlen,
 				  "state: cannot write the state file (%s); nothing was changed",
 				  strerror(-r));
 			return -EIO;
@@ -335,30 +323,30 @@ int store_add_backend(struct store *s, struct lb *lb, const struct backend *b, c
 	if (r)
 		return r;
 	if (!ip_addr_is_set(&b->ip)) {
-		store_err(err, errlen, "ip: required");
+		errbuf_printf(err, errlen, "ip: required");
 		return -EINVAL;
 	}
 	if (b->port == 0) {
-		store_err(err, errlen, "port: must be 1..65535");
+		errbuf_printf(err, errlen, "port: must be 1..65535");
 		return -EINVAL;
 	}
 	if (b->weight < 1 || b->weight > 65535) {
-		store_err(err, errlen, "weight: must be 1..65535");
+		errbuf_printf(err, errlen, "weight: must be 1..65535");
 		return -EINVAL;
 	}
 	o = lb_find_backend_addr(lb, &b->ip, b->port);
 	if (o) {
-		store_err(err, errlen, "backend %s already exists (uuid %s)",
+		errbuf_printf(err, errlen, "backend %s already exists (uuid %s)",
 			  endpoint_str(&b->ip, b->port, ep), o->uuid);
 		return -EEXIST;
 	}
 	if (lb_find_backend(lb, b->uuid)) {
-		store_err(err, errlen, "uuid: backend %s already exists", b->uuid);
+		errbuf_printf(err, errlen, "uuid: backend %s already exists", b->uuid);
 		return -EEXIST;
 	}
 	r = lb_add_backend(lb, b);
 	if (r) {
-		store_err(err, errlen, "cannot add backend: %s", strerror(-r));
+		errbuf_printf(err, errlen, "cannot add backend: %s", strerror(-r));
 		return r;
 	}
 	r = persist_lb(s, lb, err, errlen);
@@ -382,7 +370,7 @@ int store_remove_backend(struct store *s, struct lb *lb, const char *backend_uui
 		return r;
 	b = lb_find_backend(lb, backend_uuid);
 	if (!b) {
-		store_err(err, errlen, "backend %s not found", backend_uuid);
+		errbuf_printf(err, errlen, "backend %s not found", backend_uuid);
 		return -ENOENT;
 	}
 	saved = *b;
@@ -410,7 +398,7 @@ int store_set_drained(struct store *s, struct lb *lb, struct backend *b, bool dr
 	if (r)
 		return r;
 	if (b < lb->backends || b >= lb->backends + lb->n_backends) {
-		store_err(err, errlen, "backend %s not found", b->uuid);
+		errbuf_printf(err, errlen, "backend %s not found", b->uuid);
 		return -ENOENT;
 	}
 	if (b->drained == drained)

@@ -67,6 +67,13 @@ static void respond_store_error(struct api_response *resp, int err, const char *
 	respond_error(resp, status_of(err), "%s", msg[0] ? msg : strerror(-err));
 }
 
+/* lb_json reports every problem, one per line; the first is enough for an API caller. */
+static void respond_invalid(struct api_response *resp, char *err)
+{
+	err[strcspn(err, "\n")] = '\0';
+	respond_error(resp, 400, "%s", err);
+}
+
 /* Parses a JSON object body; on failure responds and returns NULL. */
 static cJSON *parse_body(const struct api_request *req, struct api_response *resp)
 {
@@ -191,12 +198,7 @@ static void create_lb(struct api_ctx *ctx, const struct api_request *req,
 	r = lb_from_json(doc, LB_JSON_API, "", &lb, err, sizeof(err));
 	cJSON_Delete(doc);
 	if (r) {
-		/* lb_json reports every problem, one per line; the first is enough for a caller. */
-		char *nl = strchr(err, '\n');
-
-		if (nl)
-			*nl = '\0';
-		respond_error(resp, 400, "%s", err);
+		respond_invalid(resp, err);
 		return;
 	}
 	memcpy(uuid, lb->uuid, sizeof(uuid));
@@ -237,11 +239,7 @@ static void add_backend(struct api_ctx *ctx, struct lb *lb, const struct api_req
 	r = backend_from_json(doc, LB_JSON_API, "", &b, err, sizeof(err));
 	cJSON_Delete(doc);
 	if (r) {
-		char *nl = strchr(err, '\n');
-
-		if (nl)
-			*nl = '\0';
-		respond_error(resp, 400, "%s", err);
+		respond_invalid(resp, err);
 		return;
 	}
 	r = store_add_backend(ctx->store, lb, &b, err, sizeof(err));

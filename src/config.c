@@ -447,7 +447,7 @@ static void check_across(struct cparse *c)
 
 enum {
 	CK_ARP, CK_BGP, CK_ADAPTER, CK_RANGES, CK_PROJECT, CK_FACILITY, CK_METRO, CK_API_LISTEN,
-	CK_TOKEN_FILE, CK_BIRD, CK_DATAPLANE, CK_STATE_DIR, CK_LOG_LEVEL, CK_FOREGROUND, CK_LBS,
+	CK_TOKEN_FILE, CK_BIRD, CK_DATAPLANE, CK_STATE_DIR, CK_LOG_LEVEL, CK_FOREGROUND, CK_PIN_DIR, CK_LBS,
 };
 
 static const struct {
@@ -468,6 +468,7 @@ static const struct {
 	[CK_STATE_DIR] = { "state_dir", SET_STATE_DIR },
 	[CK_LOG_LEVEL] = { "log_level", SET_LOG_LEVEL },
 	[CK_FOREGROUND] = { "foreground", SET_FOREGROUND },
+	[CK_PIN_DIR] = { "bpf_pin_dir", SET_BPF_PIN_DIR },
 	[CK_LBS] = { "loadbalancers", 0 },
 };
 
@@ -523,6 +524,9 @@ static void one_key(struct cparse *c, int k, const cJSON *v)
 		break;
 	case CK_STATE_DIR:
 		text_key(c, v, path, &s->state_dir);
+		break;
+	case CK_PIN_DIR:
+		text_key(c, v, path, &s->bpf_pin_dir);
 		break;
 	case CK_DATAPLANE:
 		str = get_string(c, v, path);

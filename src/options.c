@@ -9,7 +9,7 @@
 enum {
 	OPT_ARP = 256, OPT_BGP, OPT_ADAPTER, OPT_IPAM_RANGE, OPT_PROJECT, OPT_FACILITY, OPT_METRO,
 	OPT_API_LISTEN, OPT_API_TOKEN_FILE, OPT_BIRD_SOCKET, OPT_DATAPLANE, OPT_STATE_DIR,
-	OPT_CHECK, OPT_LOG_LEVEL,
+	OPT_BPF_PIN_DIR, OPT_UNLOAD, OPT_CHECK, OPT_LOG_LEVEL,
 };
 
 static const struct option long_opts[] = {
@@ -25,6 +25,8 @@ static const struct option long_opts[] = {
 	{ "api-token-file", required_argument, NULL, OPT_API_TOKEN_FILE },
 	{ "bird-socket", required_argument, NULL, OPT_BIRD_SOCKET },
 	{ "dataplane", required_argument, NULL, OPT_DATAPLANE },
+	{ "bpf-pin-dir", required_argument, NULL, OPT_BPF_PIN_DIR },
+	{ "xdp-unload", no_argument, NULL, OPT_UNLOAD },
 	{ "config", required_argument, NULL, 'c' },
 	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
 	{ "check-config", no_argument, NULL, 't' },
@@ -54,6 +56,10 @@ static const char usage[] =
 	"\n"
 	"Forwarding:\n"
 	"      --dataplane KIND        auto, xdp, ipvs or none (default auto)\n"
+	"      --bpf-pin-dir DIR       where the XDP program and maps are pinned\n"
+	"                              (default " VIPD_DEFAULT_BPF_PIN_DIR ")\n"
+	"      --xdp-unload            detach vipd's XDP program from every interface, remove\n"
+	"                              its pins (flows are forgotten) and exit\n"
 	"\n"
 	"Operation:\n"
 	"  -c, --config FILE           JSON config file (see vipd.json(5))\n"
@@ -136,6 +142,9 @@ static int parse_one(struct options *o, int c, const char *arg, char *err, size_
 	case OPT_API_TOKEN_FILE:
 		s->set |= SET_API_TOKEN_FILE;
 		return set_str(&s->api_token_file, arg);
+	case OPT_BPF_PIN_DIR:
+		s->set |= SET_BPF_PIN_DIR;
+		return set_str(&s->bpf_pin_dir, arg);
 	case OPT_BIRD_SOCKET:
 		s->set |= SET_BIRD_SOCKET;
 		return set_str(&s->bird_socket, arg);
@@ -162,6 +171,9 @@ static int parse_one(struct options *o, int c, const char *arg, char *err, size_
 		return set_str(&o->config_path, arg);
 	case 't':
 		o->action = OPT_CHECK_CONFIG;
+		return 0;
+	case OPT_UNLOAD:
+		o->action = OPT_XDP_UNLOAD;
 		return 0;
 	case 'f':
 		s->foreground = true;

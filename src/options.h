@@ -10,7 +10,7 @@
 
 #include "settings.h"
 
-enum options_action { OPT_RUN, OPT_HELP, OPT_VERSION, OPT_CHECK_CONFIG };
+enum options_action { OPT_RUN, OPT_HELP, OPT_VERSION, OPT_CHECK_CONFIG, OPT_XDP_UNLOAD };
 
 struct options {
 	enum options_action action;

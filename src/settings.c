@@ -22,6 +22,7 @@ void settings_init(struct settings *s)
 	s->api_listen = strdup(VIPD_DEFAULT_API_LISTEN);
 	s->state_dir = strdup(VIPD_DEFAULT_STATE_DIR);
 	s->bird_socket = strdup(VIPD_DEFAULT_BIRD_SOCKET);
+	s->bpf_pin_dir = strdup(VIPD_DEFAULT_BPF_PIN_DIR);
 	s->dataplane = DATAPLANE_AUTO;
 	s->log_level = LOG_LVL_INFO;
 }
@@ -43,6 +44,7 @@ void settings_clear(struct settings *s)
 	free(s->api_listen);
 	free(s->api_token_file);
 	free(s->bird_socket);
+	free(s->bpf_pin_dir);
 	free(s->state_dir);
 	memset(s, 0, sizeof(*s));
 }
@@ -98,6 +100,7 @@ int settings_overlay(struct settings *dst, const struct settings *src)
 		{ SET_API_TOKEN_FILE, offsetof(struct settings, api_token_file) },
 		{ SET_BIRD_SOCKET, offsetof(struct settings, bird_socket) },
 		{ SET_STATE_DIR, offsetof(struct settings, state_dir) },
+		{ SET_BPF_PIN_DIR, offsetof(struct settings, bpf_pin_dir) },
 	};
 	uint32_t set = src->set;
 

@@ -17,6 +17,7 @@ enum dataplane_kind { DATAPLANE_AUTO, DATAPLANE_XDP, DATAPLANE_IPVS, DATAPLANE_N
 #define VIPD_DEFAULT_API_LISTEN "127.0.0.1:10001"
 #define VIPD_DEFAULT_STATE_DIR "/var/lib/vipd"
 #define VIPD_DEFAULT_BIRD_SOCKET "/run/bird/bird.ctl"
+#define VIPD_DEFAULT_BPF_PIN_DIR "/sys/fs/bpf/vipd"
 
 enum settings_field {
 	SET_ARP = 1u << 0,
@@ -33,6 +34,7 @@ enum settings_field {
 	SET_STATE_DIR = 1u << 11,
 	SET_LOG_LEVEL = 1u << 12,
 	SET_FOREGROUND = 1u << 13,
+	SET_BPF_PIN_DIR = 1u << 14,
 };
 
 struct settings {
@@ -49,6 +51,7 @@ struct settings {
 	char *api_token_file; /* bearer token for the API; NULL: no auth */
 	char *bird_socket;
 	enum dataplane_kind dataplane;
+	char *bpf_pin_dir; /* where the XDP plane pins its program and maps */
 	char *state_dir;
 	enum log_level log_level;
 	bool foreground;

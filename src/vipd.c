@@ -18,6 +18,7 @@
 #include "cloud/ipam.h"
 #include "config.h"
 #include "dataplane/dataplane.h"
+#include "dataplane/xdp.h"
 #include "lb_json.h"
 #include "log.h"
 #include "options.h"
@@ -96,7 +97,12 @@ static int validate_settings(const struct settings *s, struct ipam_range **range
 				"available yet\n");
 		bad++;
 	}
-	if (s->dataplane == DATAPLANE_XDP || s->dataplane == DATAPLANE_IPVS) {
+	if (s->dataplane == DATAPLANE_XDP && !s->adapter) {
+		fprintf(stderr, "vipd: --dataplane xdp needs --adapter IFACE (where VIP traffic "
+				"arrives)\n");
+		bad++;
+	}
+	if (s->dataplane == DATAPLANE_IPVS) {
 		fprintf(stderr, "vipd: --dataplane %s: this data plane is not available yet\n",
 			dataplane_kind_name(s->dataplane));
 		bad++;
@@ -261,11 +267,23 @@ static void on_reload(struct ev_loop *loop, ev_signal *w, int revents);
 static int setup_planes(struct daemon *d)
 {
 	enum dataplane_kind k = d->settings.dataplane;
+	struct xdp_options xo = { .adapter = d->settings.adapter,
+				  .pin_dir = d->settings.bpf_pin_dir };
+	int err;
 
-	if (k == DATAPLANE_AUTO)
-		log_warn("msg=\"--dataplane auto: no forwarding plane is built into this version yet; "
-			 "forwarding nothing\"");
-	d->dp = dataplane_none_new();
+	/* auto: XDP (native where the driver has it, generic with a warning otherwise); IPVS
+	 * is not built into this version. Without an adapter there is nowhere to attach. */
+	if (k == DATAPLANE_AUTO && !d->settings.adapter) {
+		log_warn("msg=\"--dataplane auto without --adapter: forwarding nothing\"");
+		k = DATAPLANE_NONE;
+	}
+	if (k == DATAPLANE_XDP || k == DATAPLANE_AUTO) {
+		err = xdp_plane_new(&xo, &d->dp);
+		if (err)
+			return err;
+	} else {
+		d->dp = dataplane_none_new();
+	}
 	d->an = announcer_none_new();
 	return d->dp && d->an ? 0 : -ENOMEM;
 }
@@ -508,6 +526,15 @@ int main(int argc, char **argv)
 		config_clear(&cfg);
 		daemon_free(&d);
 		return 1;
+	}
+	if (d.opts.action == OPT_XDP_UNLOAD) {
+		struct xdp_options xo = { .pin_dir = d.settings.bpf_pin_dir };
+
+		log_set_level(d.settings.log_level);
+		rc = xdp_plane_remove(&xo) ? 1 : 0;
+		config_clear(&cfg);
+		daemon_free(&d);
+		return rc;
 	}
 	if (d.opts.action == OPT_CHECK_CONFIG) {
 		printf("vipd: configuration OK (%zu load balancers)\n", cfg.n_lbs);

@@ -14,7 +14,7 @@
  *    empty slot). Build a complete new inner map, then store its fd into rings[vip_id]: the
  *    outer update is one pointer swap, so no packet sees a half-written table. A VIP without a
  *    ring, or whose slot holds VIPD_NO_BACKEND, drops its new flows (nothing can serve them).
- *  - backends[id]: a backend's address and port for one VIP; clear VIPD_BACKEND_F_ALIVE for a
+ *  - backends[id]: a backend's address and port for one VIP (family 0: id unused); clear VIPD_BACKEND_F_ALIVE for a
  *    failed backend (its flows move to the ring's current choice) and take a draining backend
  *    out of the ring only (its established flows stay). Do not reuse an id for another
  *    address while conns may still name it: clear ALIVE first and let the flows move.
@@ -110,6 +110,7 @@ struct vipd_backend {
 	__u16 port;  /* network order; ignored by DSR (the VIP's port is kept) */
 	__u8 family; /* must equal the VIP's family */
 	__u8 flags;  /* VIPD_BACKEND_F_* */
+	__u32 vip_id; /* the VIP this id serves: the loader's record, read back on restart */
 } VIPD_ALIGNED;
 
 /*

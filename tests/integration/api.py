@@ -32,10 +32,13 @@ r = run([VIPD, "--dataplane", "dpdk"])
 ok(r.returncode == 2 and "--dataplane" in r.stderr, "a bad flag value exits 2 naming the flag",
    r.stderr)
 for flag in (["--bgp"], ["--arp", "--adapter", "lo"], ["--project", "p", "--metro", "am"],
-             ["--dataplane", "xdp"]):
+             ["--dataplane", "ipvs"]):
     r = run([VIPD, "--check-config"] + flag)
     ok(r.returncode == 1 and "not available yet" in r.stderr,
        f"{' '.join(flag)} is refused as not available yet, not ignored", r.stderr)
+r = run([VIPD, "--check-config", "--dataplane", "xdp"])
+ok(r.returncode == 1 and "--adapter" in r.stderr, "--dataplane xdp without --adapter is refused",
+   r.stderr)
 man = os.path.join(SRCDIR, "man", "vipd.8")
 if os.path.exists(man):
     text = open(man).read().replace("\\-", "-")

@@ -1,0 +1,126 @@
+#include "dataplane/route.h"
+
+#include <errno.h>
+#include <linux/neighbour.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct nl_req {
+	struct nlmsghdr nh;
+	union {
+		struct rtmsg rt;
+		struct ndmsg nd;
+	};
+	char attrs[64];
+};
+
+static void add_attr(struct nl_req *r, unsigned short type, const void *data, size_t len)
+{
+	struct rtattr *a = (struct rtattr *)((char *)r + NLMSG_ALIGN(r->nh.nlmsg_len));
+
+	a->rta_type = type;
+	a->rta_len = RTA_LENGTH(len);
+	memcpy(RTA_DATA(a), data, len);
+	r->nh.nlmsg_len = NLMSG_ALIGN(r->nh.nlmsg_len) + RTA_ALIGN(a->rta_len);
+}
+
+/* Sends one request and reads its one answer (a message, or an error / ack) into buf. */
+static int nl_transact(struct nl_req *r, char *buf, size_t buflen, struct nlmsghdr **out)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	struct timeval tv = { .tv_sec = 2 };
+	int fd, err = 0;
+	ssize_t n;
+
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	r->nh.nlmsg_seq = 1;
+	if (sendto(fd, r, r->nh.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		err = -errno;
+		goto out;
+	}
+	n = recv(fd, buf, buflen, 0);
+	if (n < 0) {
+		err = -errno;
+		goto out;
+	}
+	*out = (struct nlmsghdr *)buf;
+	if (!NLMSG_OK(*out, (size_t)n))
+		err = -EPROTO;
+	else if ((*out)->nlmsg_type == NLMSG_ERROR)
+		err = ((struct nlmsgerr *)NLMSG_DATA(*out))->error;
+out:
+	close(fd);
+	return err;
+}
+
+static void addr_from(struct ip_addr *a, int family, const struct rtattr *rta)
+{
+	size_t len = family == AF_INET ? 4 : 16;
+
+	if (RTA_PAYLOAD(rta) < len)
+		return;
+	memset(a, 0, sizeof(*a));
+	a->family = family;
+	memcpy(a->bytes, RTA_DATA(rta), len);
+}
+
+int route_get(const struct ip_addr *dst, struct route_info *out)
+{
+	struct nl_req r;
+	char buf[4096] __attribute__((aligned(NLMSG_ALIGNTO)));
+	struct nlmsghdr *nh;
+	struct rtattr *rta;
+	int len, err;
+
+	if (!ip_addr_is_set(dst))
+		return -EINVAL;
+	memset(&r, 0, sizeof(r));
+	r.nh.nlmsg_len = NLMSG_LENGTH(sizeof(struct rtmsg));
+	r.nh.nlmsg_type = RTM_GETROUTE;
+	r.nh.nlmsg_flags = NLM_F_REQUEST;
+	r.rt.rtm_family = (unsigned char)dst->family;
+	r.rt.rtm_dst_len = dst->family == AF_INET ? 32 : 128;
+	add_attr(&r, RTA_DST, dst->bytes, ip_addr_len(dst));
+	err = nl_transact(&r, buf, sizeof(buf), &nh);
+	if (err)
+		return err;
+	if (nh->nlmsg_type != RTM_NEWROUTE)
+		return -EPROTO;
+	memset(out, 0, sizeof(*out));
+	out->local = ((struct rtmsg *)NLMSG_DATA(nh))->rtm_type == RTN_LOCAL;
+	len = RTM_PAYLOAD(nh);
+	for (rta = RTM_RTA(NLMSG_DATA(nh)); RTA_OK(rta, len); rta = RTA_NEXT(rta, len)) {
+		if (rta->rta_type == RTA_OIF && RTA_PAYLOAD(rta) >= sizeof(int))
+			memcpy(&out->oif, RTA_DATA(rta), sizeof(int));
+		else if (rta->rta_type == RTA_PREFSRC)
+			addr_from(&out->src, dst->family, rta);
+		else if (rta->rta_type == RTA_GATEWAY)
+			addr_from(&out->via, dst->family, rta);
+	}
+	return out->oif > 0 ? 0 : -ENETUNREACH;
+}
+
+int route_neigh_probe(int ifindex, const struct ip_addr *addr)
+{
+	struct nl_req r;
+	char buf[1024] __attribute__((aligned(NLMSG_ALIGNTO)));
+	struct nlmsghdr *nh;
+
+	memset(&r, 0, sizeof(r));
+	r.nh.nlmsg_len = NLMSG_LENGTH(sizeof(struct ndmsg));
+	r.nh.nlmsg_type = RTM_NEWNEIGH;
+	/* NTF_USE on an existing entry only kicks its state machine; create makes a new one. */
+	r.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
+	r.nd.ndm_family = (unsigned char)addr->family;
+	r.nd.ndm_ifindex = ifindex;
+	r.nd.ndm_state = NUD_NONE;
+	r.nd.ndm_flags = NTF_USE;
+	add_attr(&r, NDA_DST, addr->bytes, ip_addr_len(addr));
+	return nl_transact(&r, buf, sizeof(buf), &nh);
+}

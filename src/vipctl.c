@@ -170,11 +170,20 @@ static void print_lb(const cJSON *lb)
 	       "scheduler:   %s\nforwarding:  %s\nstatus:      %s\n\n",
 	       str(lb, "uuid"), str(lb, "name"), str(lb, "vip"), num(lb, "port"),
 	       str(lb, "protocol"), str(lb, "scheduler"), str(lb, "forwarding"), str(lb, "status"));
-	printf("%-36s  %-39s  %-5s  %-6s  %-8s  %s\n", "BACKEND", "IP", "PORT", "WEIGHT", "STATE",
-	       "HEALTH");
+	printf("%-36s  %-39s  %-5s  %-6s  %-8s  %-7s  %-8s  %s\n", "BACKEND", "IP", "PORT",
+	       "WEIGHT", "STATE", "HEALTH", "CONNS", "PACKETS");
 	cJSON_ArrayForEach(b, cJSON_GetObjectItemCaseSensitive(lb, "backends")) {
-		printf("%-36s  %-39s  %-5ld  %-6ld  %-8s  %s\n", str(b, "uuid"), str(b, "ip"),
-		       num(b, "port"), num(b, "weight"), str(b, "state"), str(b, "health"));
+		const cJSON *st = cJSON_GetObjectItemCaseSensitive(b, "stats");
+		char conns[24] = "-", pkts[24] = "-";
+
+		/* Counters come from the data plane; "-" where it keeps none. */
+		if (cJSON_IsObject(st)) {
+			snprintf(conns, sizeof(conns), "%ld", num(st, "connections"));
+			snprintf(pkts, sizeof(pkts), "%ld", num(st, "packets"));
+		}
+		printf("%-36s  %-39s  %-5ld  %-6ld  %-8s  %-7s  %-8s  %s\n", str(b, "uuid"),
+		       str(b, "ip"), num(b, "port"), num(b, "weight"), str(b, "state"),
+		       str(b, "health"), conns, pkts);
 	}
 }
 

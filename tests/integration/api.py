@@ -23,7 +23,8 @@ def in_range(ip):
 r = run([VIPD, "--help"])
 flags = ["--arp", "--bgp", "--adapter", "--ipam-range", "--project", "--facility", "--metro",
          "--api-listen", "--bird-socket", "--dataplane", "--config", "--state-dir",
-         "--check-config", "--log-level", "--foreground", "--version", "--help"]
+         "--check-config", "--log-level", "--foreground", "--version", "--help",
+         "--bpf-pin-dir", "--xdp-unload"]
 ok(r.returncode == 0 and all(f in r.stdout for f in flags), "vipd --help documents every flag",
    r.stdout + r.stderr)
 r = run([VIPD, "-v"])

@@ -7,6 +7,8 @@
 #ifndef VIPD_ROUTE_H
 #define VIPD_ROUTE_H
 
+#include <stddef.h>
+
 #include "addr.h"
 
 struct route_info {
@@ -15,6 +17,13 @@ struct route_info {
 	struct ip_addr via;  /* gateway; unset when dst is on-link */
 	bool local;          /* dst is one of this node's own addresses */
 };
+
+/*
+ * Parses the kernel's answer to RTM_GETROUTE (msg, len bytes as received) for a destination
+ * of family AF_INET or AF_INET6. Pure. 0; the kernel's -errno for an error message; -EPROTO
+ * for anything malformed; -ENETUNREACH without an output interface.
+ */
+int route_parse(const void *msg, size_t len, int family, struct route_info *out);
 
 /* The route the kernel would use for a packet to dst ("ip route get"). 0 or -errno. */
 int route_get(const struct ip_addr *dst, struct route_info *out);

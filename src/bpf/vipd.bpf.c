@@ -96,6 +96,13 @@ struct {
 } rev SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, VIPD_MAX_VIPS);
+	__type(key, __u32);
+	__type(value, __u32);
+} vip_gen SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, VIPD_MAX_SNAT_IFS);
 	__type(key, __u32);
@@ -411,9 +418,11 @@ static __always_inline int vipd_rewrite(struct xdp_md *ctx, const struct vipd_pk
 			return -1;
 		d = vipd_csum32(d, iph->saddr, s[0]);
 		d = vipd_csum32(d, iph->daddr, t[0]);
+		/* TTL and protocol as one word, the new one computed rather than stored and read
+		 * back (the reload stalls); TTL > 1 here, so no borrow into the protocol. */
 		old_ttl = *(__u16 *)&iph->ttl;
-		iph->ttl--;
-		new_ttl = *(__u16 *)&iph->ttl;
+		new_ttl = bpf_htons(bpf_ntohs(old_ttl) - 0x100);
+		*(__u16 *)&iph->ttl = new_ttl;
 		dip = vipd_csum16(d, old_ttl, new_ttl);
 		iph->check = vipd_csum_replace(iph->check, dip);
 		iph->saddr = s[0];
@@ -726,7 +735,7 @@ static __always_inline __u16 vipd_snat_alloc(const struct vipd_pkt *p, __u32 has
 }
 
 /* New flow state: the conns entry and, for FULLNAT and NAT, the reverse entry. */
-static __always_inline int vipd_flow_create(const struct vipd_pkt *p, const struct vipd_vip *vip,
+static __always_inline int vipd_flow_create(const struct vipd_pkt *p, __u32 vip_id, __u8 mode,
 					    const struct vipd_backend *be, __u32 bid, __u32 hash,
 					    __u32 egress, struct vipd_conn *nc, __u64 now)
 {
@@ -739,7 +748,7 @@ static __always_inline int vipd_flow_create(const struct vipd_pkt *p, const stru
 
 	nc->backend_id = bid;
 	nc->last_seen_ns = now;
-	if (vip->mode == VIPD_MODE_DSR)
+	if (mode == VIPD_MODE_DSR)
 		goto conn;
 
 	s = bpf_map_lookup_elem(&scratch, &zero);
@@ -751,11 +760,11 @@ static __always_inline int vipd_flow_create(const struct vipd_pkt *p, const stru
 	__builtin_memcpy(rv->vip, p->flow.dst, 16);
 	rv->client_port = p->flow.sport;
 	rv->vip_port = p->flow.dport;
-	rv->vip_id = vip->vip_id;
+	rv->vip_id = vip_id;
 	rv->backend_id = bid;
-	rv->mode = vip->mode;
+	rv->mode = mode;
 	rv->last_seen_ns = now;
-	if (vip->mode == VIPD_MODE_FULLNAT) {
+	if (mode == VIPD_MODE_FULLNAT) {
 		sa = bpf_map_lookup_elem(&snat_addrs, &egress);
 		a = sa ? (p->flow.family == VIPD_FAMILY_V4 ? sa->v4 : sa->v6) : NULL;
 		if (!a || vipd_addr_zero(a, p->flow.family)) {
@@ -805,14 +814,12 @@ static __always_inline __u8 vipd_tcp_state(const struct vipd_pkt *p, __u8 flags,
 }
 
 /* A packet to a VIP. */
-static __always_inline int vipd_forward(struct xdp_md *ctx, struct vipd_pkt *p,
-					const struct vipd_vip *vip)
+static __always_inline int vipd_forward(struct xdp_md *ctx, struct vipd_pkt *p, __u32 vip_id,
+					__u8 mode, struct vipd_conn *c)
 {
-	__u32 vip_id = vip->vip_id, bid = 0, hash = 0, egress = 0;
-	__u8 mode = vip->mode;
+	__u32 bid = 0, hash = 0, egress = 0, *gen;
 	struct vipd_nexthop *nh = NULL;
 	struct vipd_backend *be = NULL;
-	struct vipd_conn *c;
 	struct vipd_conn nc;
 	const __u8 *src;
 	__u16 sport;
@@ -824,7 +831,6 @@ static __always_inline int vipd_forward(struct xdp_md *ctx, struct vipd_pkt *p,
 		return XDP_PASS;
 	}
 	now = bpf_ktime_get_coarse_ns();
-	c = bpf_map_lookup_elem(&conns, &p->flow);
 	if (c) {
 		bid = c->backend_id;
 		be = bpf_map_lookup_elem(&backends, &bid);
@@ -847,6 +853,9 @@ static __always_inline int vipd_forward(struct xdp_md *ctx, struct vipd_pkt *p,
 		c = &nc;
 		fresh = 1;
 	}
+	gen = bpf_map_lookup_elem(&vip_gen, &vip_id);
+	if (!gen)
+		return XDP_DROP;
 	if (be->family != p->flow.family) {
 		vipd_count(VIPD_CNT_FAMILY);
 		return XDP_DROP;
@@ -856,7 +865,10 @@ static __always_inline int vipd_forward(struct xdp_md *ctx, struct vipd_pkt *p,
 		return XDP_DROP;
 	if (fresh) {
 		nc.flags = vipd_tcp_state(p, 0, 1);
-		if (vipd_flow_create(p, vip, be, bid, hash, egress, &nc, now))
+		nc.vip_id = vip_id;
+		nc.mode = mode;
+		nc.gen = *gen;
+		if (vipd_flow_create(p, vip_id, mode, be, bid, hash, egress, &nc, now))
 			return XDP_DROP;
 	} else {
 		__u8 flags = vipd_tcp_state(p, c->flags, 1);
@@ -865,6 +877,12 @@ static __always_inline int vipd_forward(struct xdp_md *ctx, struct vipd_pkt *p,
 			c->last_seen_ns = now;
 		if (c->flags != flags)
 			c->flags = flags;
+		/* Came through the vips lookup: the flow now belongs to this VIP as it is. */
+		if (c->gen != *gen || c->vip_id != vip_id || c->mode != mode) {
+			c->vip_id = vip_id;
+			c->mode = mode;
+			c->gen = *gen;
+		}
 	}
 
 	if (mode == VIPD_MODE_FULLNAT) {
@@ -949,6 +967,21 @@ static __always_inline int vipd_process(struct xdp_md *ctx)
 	if (vipd_port_bit(pf->vip, p.flow.dport)) {
 		struct vipd_vip_key vk;
 		struct vipd_vip *vip;
+		struct vipd_conn *c;
+		__u32 *gen;
+
+		/*
+		 * A known flow whose VIP has not changed since skips the vips lookup: one hash
+		 * lookup less on the path almost every packet takes.
+		 */
+		c = bpf_map_lookup_elem(&conns, &p.flow);
+		if (c) {
+			__u32 id = c->vip_id;
+
+			gen = bpf_map_lookup_elem(&vip_gen, &id);
+			if (gen && *gen == c->gen)
+				return vipd_forward(ctx, &p, id, c->mode, c);
+		}
 
 		__builtin_memcpy(vk.addr, p.flow.dst, 16);
 		vk.port = p.flow.dport;
@@ -956,7 +989,7 @@ static __always_inline int vipd_process(struct xdp_md *ctx)
 		vk.family = p.flow.family;
 		vip = bpf_map_lookup_elem(&vips, &vk);
 		if (vip)
-			return vipd_forward(ctx, &p, vip);
+			return vipd_forward(ctx, &p, vip->vip_id, vip->mode, c);
 	}
 	if (vipd_port_bit(pf->rev, p.flow.sport)) {
 		struct vipd_rev *r = bpf_map_lookup_elem(&rev, &p.flow);

@@ -21,6 +21,9 @@
  *  - snat_addrs[ifindex]: the node's own IPv4/IPv6 address on each interface that FULLNAT
  *    traffic leaves through (an all-zero address: none; new FULLNAT flows that would leave
  *    through such an interface are dropped and counted).
+ *  - vip_gen[vip_id]: change it (increment) whenever the VIP at vip_id is removed, replaced by
+ *    another VIP or changes mode; flows whose entry carries an older generation go through
+ *    the vips lookup again (so removing a VIP stops its traffic at once).
  *  - port_filter[0].vip: bit p set (p in host order) for every port some VIP listens on;
  *    packets to other ports skip the VIP lookup. The program maintains .rev itself.
  *  - The node forwards: net.ipv4.ip_forward / net.ipv6.conf.all.forwarding must be on for the
@@ -145,14 +148,19 @@ struct vipd_nexthop {
 #define VIPD_CONN_F_CLOSING 0x1	    /* FIN or RST seen */
 #define VIPD_CONN_F_ESTABLISHED 0x2 /* the client sent a bare ACK (handshake done) */
 
-/* conns: LRU_HASH value. */
+/*
+ * conns: LRU_HASH value. vip_id, mode and gen let a packet of a known flow skip the vips
+ * lookup: the entry is trusted only while vip_gen[vip_id] still equals gen.
+ */
 struct vipd_conn {
 	__u32 backend_id;
 	__u16 snat_port; /* network order; FULLNAT only */
 	__u8 flags;	 /* VIPD_CONN_F_* */
-	__u8 pad;
+	__u8 mode;	 /* enum vipd_mode of the VIP when the flow was last seen */
 	__u64 last_seen_ns; /* bpf_ktime_get_coarse_ns(): CLOCK_MONOTONIC_COARSE */
 	__u8 snat_addr[16]; /* FULLNAT only */
+	__u32 vip_id;
+	__u32 gen; /* vip_gen[vip_id] when the flow was last seen */
 };
 
 /* rev: LRU_HASH value; the reply is rewritten to src = vip:vip_port, dst = client:client_port. */

@@ -88,7 +88,7 @@ struct xdp_plane {
 
 /* Maps that carry state across a restart; backend_nh and scratch are recomputed. */
 static const char *const xdp_persistent_maps[] = {
-	"vips", "rings", "backends", "conns", "rev", "snat_addrs", "port_filter",
+	"vips", "vip_gen", "rings", "backends", "conns", "rev", "snat_addrs", "port_filter",
 	"vip_stats", "backend_stats", "counters",
 };
 
@@ -705,6 +705,22 @@ static struct xdp_vip *vip_find(struct xdp_plane *x, const struct vipd_vip_key *
 	return NULL;
 }
 
+/* Flows of the VIP at id now go through the vips lookup again (see vipd_bpf.h). */
+static int vip_gen_bump(struct xdp_plane *x, __u32 id)
+{
+	int fd = bpf_map__fd(x->skel->maps.vip_gen);
+	__u32 gen = 0;
+
+	if (bpf_map_lookup_elem(fd, &id, &gen) == 0) {
+		gen++;
+		if (bpf_map_update_elem(fd, &id, &gen, BPF_ANY) == 0)
+			return 0;
+	}
+	log_error("msg=\"cannot update XDP VIP generation\" vip_id=%u err=\"%s\"", id,
+		  strerror(errno));
+	return -errno;
+}
+
 static int vip_alloc(struct xdp_plane *x, const struct vipd_vip_key *k, struct xdp_vip **out)
 {
 	for (__u32 i = 0; i < VIPD_MAX_VIPS; i++) {
@@ -714,6 +730,8 @@ static int vip_alloc(struct xdp_plane *x, const struct vipd_vip_key *k, struct x
 		if (v->used)
 			continue;
 		err = zero_stats(x, bpf_map__fd(x->skel->maps.vip_stats), i);
+		if (!err)
+			err = vip_gen_bump(x, i);
 		if (err)
 			return err;
 		*v = (struct xdp_vip){ .used = true, .key = *k };
@@ -790,6 +808,8 @@ static int vip_sync(struct xdp_plane *x, const struct lb *lb)
 		return err;
 	/* The ring is in place before the VIP: no packet finds a VIP without a table. */
 	if (v->val.mode != mode) {
+		bool changed = v->val.mode != 0xff;
+
 		v->val.mode = mode;
 		if (bpf_map_update_elem(bpf_map__fd(x->skel->maps.vips), &k, &v->val, BPF_ANY)) {
 			v->val.mode = 0xff;
@@ -797,6 +817,9 @@ static int vip_sync(struct xdp_plane *x, const struct lb *lb)
 				  strerror(errno));
 			return -errno;
 		}
+		/* After the write, so that flows looking the VIP up again find the new mode. */
+		if (changed)
+			return vip_gen_bump(x, v->val.vip_id);
 	}
 	return 0;
 }
@@ -810,6 +833,8 @@ static int vip_remove(struct xdp_plane *x, struct xdp_vip *v)
 		return -errno;
 	}
 	bpf_map_delete_elem(bpf_map__fd(x->skel->maps.rings), &id);
+	if (vip_gen_bump(x, id))
+		return -EIO;
 	for (__u32 i = 0; i < VIPD_MAX_BACKENDS; i++)
 		if (x->backends[i].val.family && x->backends[i].val.vip_id == id)
 			x->backends[i].retired = true;

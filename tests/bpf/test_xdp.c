@@ -1061,7 +1061,18 @@ static void removed_vip_passes(void **state)
 	k.proto = IPPROTO_TCP;
 	k.family = VIPD_FAMILY_V4;
 	assert_int_equal(bpf_map_delete_elem(e->vips, &k), 0);
+	/* Until the generation moves, the established flow's entry still stands for the VIP. */
 	test_client_spec(&in, &env_vips[2], 42100);
+	test_run(e, e->ifc, &in, &o);
+	assert_int_equal(o.verdict, XDP_REDIRECT);
+	/* The loader's side of removing a VIP (vipd_bpf.h): a new generation for its id. */
+	{
+		uint32_t id = 2, gen;
+
+		assert_int_equal(bpf_map_lookup_elem(e->vip_gen, &id, &gen), 0);
+		gen++;
+		assert_int_equal(bpf_map_update_elem(e->vip_gen, &id, &gen, BPF_ANY), 0);
+	}
 	test_pass_untouched(e, e->ifc, &in);
 }
 

@@ -234,6 +234,7 @@ int env_load(struct xdp_env *e)
 	e->vip_stats = bpf_map__fd(e->skel->maps.vip_stats);
 	e->backend_stats = bpf_map__fd(e->skel->maps.backend_stats);
 	e->counters = bpf_map__fd(e->skel->maps.counters);
+	e->vip_gen = bpf_map__fd(e->skel->maps.vip_gen);
 
 	pf = calloc(1, sizeof(*pf));
 	if (!pf)

@@ -26,7 +26,7 @@ struct xdp_env {
 	struct vipd_bpf *skel;
 	int prog_fd;
 	int vips, rings, backends, conns, rev, snat_addrs, port_filter;
-	int vip_stats, backend_stats, counters;
+	int vip_stats, backend_stats, counters, vip_gen;
 	int ifc, ifb; /* ifindex of vc0 (clients) and vb0 (backends) */
 };
 

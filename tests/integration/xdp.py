@@ -1,0 +1,573 @@
+"""vipd's XDP data plane end to end, in network namespaces this test makes (tests/lib/netns.py):
+a client, a node running `vipd --dataplane xdp`, three backends on the node's L2 segment
+serving TCP and UDP with their own name. For fullnat, nat and dsr, over IPv4 and IPv6:
+connections spread by weight, per-backend counters, drain and removal with a live
+connection, kill -9 and restart of vipd during a transfer (pinned maps adopted), and
+non-VIP traffic to and through the node."""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from vipdtest import VIPD, Vipd, done, ok, tmpdir  # noqa: E402
+import netns  # noqa: E402
+from netns import Topology, family_of, ping, xdp_attached  # noqa: E402
+
+MODES = ("fullnat", "nat", "dsr")
+WEIGHTS = (1, 1, 2)       # b1, b2, b3
+N_FLOWS = 600             # per spread check: a share's 8-point tolerance is ~4 sigma
+TOLERANCE = 8.0           # percentage points
+VIP_PORT = 80
+BACKEND_PORT = {"fullnat": 8080, "nat": 8080, "dsr": 80}  # DSR keeps the VIP's port
+VIPS = {"fullnat": {4: "10.231.100.10", 6: "fd00:e2e:f::10"},
+        "nat": {4: "10.231.100.20", 6: "fd00:e2e:f::20"},
+        "dsr": {4: "10.231.100.30", 6: "fd00:e2e:f::30"}}
+REMOVAL = {"fullnat": "delete", "nat": "drain", "dsr": "delete"}
+NODE_PORT = 2222          # a TCP/UDP service of the node itself, not a VIP
+API_PORT = 10001
+COUNTERS = ["no_backend", "family", "no_snat", "snat_exhausted", "ttl", "no_neigh", "fib_fail",
+            "dsr_offlink", "map_full", "snat_reused"]
+T0 = time.time()
+
+
+def ep(addr, port):
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
+
+class NsHTTPConnection(http.client.HTTPConnection):
+    """HTTP to a listener inside a namespace: the socket is made there."""
+
+    def __init__(self, ns, host, port, timeout):
+        super().__init__(host, port, timeout=timeout)
+        self.ns = ns
+
+    def connect(self):
+        self.sock = self.ns.connect(self.host, self.port, self.timeout)
+
+
+class NodeVipd(Vipd):
+    """vipd in the node namespace with the XDP plane, its API on the node's loopback."""
+
+    def __init__(self, topo, pin_dir, state_dir=None):
+        super().__init__([], state_dir=state_dir, port=API_PORT)
+        self.topo = topo
+        self.pin_dir = pin_dir
+
+    def argv(self):
+        # nsenter, not ip netns exec: vipd must see the host's /sys/fs/bpf for its pins.
+        return self.topo.node.nsenter_argv([
+            VIPD, "--foreground", "--dataplane", "xdp", "--adapter", Topology.ADAPTER,
+            "--bpf-pin-dir", self.pin_dir, "--api-listen", f"127.0.0.1:{self.port}",
+            "--state-dir", self.state_dir])
+
+    def conn(self):
+        return NsHTTPConnection(self.topo.node, "127.0.0.1", self.port, timeout=10)
+
+
+# --- traffic -------------------------------------------------------------------------------
+
+def tcp_hello(ns, addr, port, timeout=2.0):
+    """(backend name, the source address it saw) from one short TCP connection."""
+    with ns.connect(addr, port, timeout) as s, s.makefile("rb") as f:
+        name, peer = f.readline().decode().split()
+        return name, peer
+
+
+def udp_socket(ns, addr):
+    s = ns.socket(family_of(addr), socket.SOCK_DGRAM)
+    s.settimeout(1.0)
+    return s
+
+
+def udp_hello(s, addr, port):
+    """(backend name, source seen) for one datagram on socket s; the reply must come from addr."""
+    s.sendto(b"hello\n", (addr, port))
+    data, src = s.recvfrom(2048)
+    if src[0] != addr:
+        raise OSError(f"reply from {src[0]}, not {addr}")
+    name, peer = data.decode().split()
+    return name, peer
+
+
+def load(kind, ns, addr, port, n, max_s=30):
+    """n flows (kind tcp: connections; udp: datagrams from n distinct sockets) to addr:port.
+    Returns ({backend: flows}, {source addresses seen}, [errors])."""
+    counts, peers, errors, socks = {}, set(), [], []
+    deadline = time.time() + max_s
+    try:
+        for _ in range(n):
+            if time.time() > deadline or len(errors) >= 5:
+                errors.append("stopped early")
+                break
+            try:
+                if kind == "tcp":
+                    name, peer = tcp_hello(ns, addr, port)
+                else:
+                    s = udp_socket(ns, addr)
+                    socks.append(s)  # kept open: every datagram is a flow of its own
+                    name, peer = udp_hello(s, addr, port)
+            except (OSError, ValueError) as e:
+                errors.append(f"{type(e).__name__}: {e}")
+                continue
+            counts[name] = counts.get(name, 0) + 1
+            peers.add(peer)
+    finally:
+        for s in socks:
+            s.close()
+    return counts, peers, errors
+
+
+def wait_serving(kind, ns, addr, port, timeout=5.0):
+    """True once addr:port answers; UDP probe sockets are returned to keep their flows."""
+    deadline = time.time() + timeout
+    keep = []
+    while time.time() < deadline:
+        try:
+            if kind == "tcp":
+                tcp_hello(ns, addr, port, timeout=0.5)
+            else:
+                s = udp_socket(ns, addr)
+                keep.append(s)
+                s.settimeout(0.5)
+                udp_hello(s, addr, port)
+            return True, keep
+        except (OSError, ValueError):
+            time.sleep(0.1)
+    return False, keep
+
+
+def spread_ok(counts, n, names, weights=WEIGHTS):
+    total = sum(weights)
+    got = [counts.get(b, 0) for b in names]
+    good = sum(got) == n and all(abs(100.0 * g / n - 100.0 * w / total) <= TOLERANCE
+                                 for g, w in zip(got, weights))
+    return good, "/".join(str(g) for g in got)
+
+
+class Long:
+    """A long-lived TCP connection through a VIP; each exchange names the backend that echoed."""
+
+    def __init__(self, ns, addr, port):
+        self.s = ns.connect(addr, port, timeout=3.0)
+        self.f = self.s.makefile("rb")
+        self.backend, self.peer = self.f.readline().decode().split()
+        self.n = 0
+
+    def exchange(self):
+        self.n += 1
+        text = f"ping {self.n}"
+        try:
+            self.s.sendall(text.encode() + b"\n")
+            line = self.f.readline().decode().rstrip("\n")
+        except OSError as e:
+            return f"error: {e}"
+        name, _, echo = line.partition(" ")
+        return name if echo == text else f"bad echo {line!r}"
+
+    def close(self):
+        self.f.close()
+        self.s.close()
+
+
+class Stream(threading.Thread):
+    """Echoes 32 KiB batches of numbered lines through a VIP until stopped, checking each."""
+
+    def __init__(self, ns, addr, port, max_s=25):
+        super().__init__(daemon=True)
+        self.ns, self.addr, self.port, self.max_s = ns, addr, port, max_s
+        self.stop = threading.Event()
+        self.bytes = 0
+        self.error = None
+        self.backend = None
+        self.started = threading.Event()
+
+    def run(self):
+        try:
+            with self.ns.connect(self.addr, self.port, timeout=5.0) as s, s.makefile("rb") as f:
+                self.transfer(s, f)
+        except (OSError, IndexError) as e:
+            self.error = f"{type(e).__name__}: {e} after {self.bytes} bytes"
+        finally:
+            self.started.set()
+
+    def transfer(self, s, f):
+        fill = b"x" * 990
+        self.backend = f.readline().split()[0]
+        self.started.set()
+        prefix = self.backend + b" "
+        seq = 0
+        deadline = time.time() + self.max_s
+        while not self.stop.is_set() and time.time() < deadline:
+            lines = [b"%08d %s\n" % (seq + i, fill) for i in range(32)]
+            s.sendall(b"".join(lines))
+            for want in lines:
+                got = f.readline()
+                if got != prefix + want:
+                    self.error = f"line {seq}: got {got[:40]!r}"
+                    return
+            seq += len(lines)
+            self.bytes += sum(len(x) for x in lines)
+
+
+# --- vipd's side -------------------------------------------------------------------------------
+
+def counters(pin_dir):
+    """vipd's global drop/event counters from the pinned map, summed over CPUs."""
+    r = subprocess.run(["bpftool", "-j", "map", "dump", "pinned",
+                        os.path.join(pin_dir, "counters")], capture_output=True, text=True,
+                       timeout=20)
+    if r.returncode != 0:
+        return f"bpftool: {r.stderr.strip()}"
+    out = {}
+    try:
+        for e in json.loads(r.stdout):
+            key = e.get("key")
+            if isinstance(key, list):
+                key = int.from_bytes(bytes(int(x, 16) for x in key), "little")
+            total = 0
+            for v in e.get("values", []):
+                val = v.get("value")
+                if isinstance(val, list):
+                    val = int.from_bytes(bytes(int(x, 16) for x in val), "little")
+                total += int(val)
+            if total:
+                out[COUNTERS[key] if key < len(COUNTERS) else key] = total
+    except (ValueError, KeyError, TypeError) as e:
+        return f"cannot parse bpftool output ({e}): {r.stdout[:300]}"
+    return out
+
+
+class diag:
+    """What a failing check prints: vipd's counters, the node's XDP stats, vipd's log. Built
+    only when printed (vipdtest.ok() formats its detail on failure only)."""
+
+    def __init__(self, topo, v, pin_dir, head=""):
+        self.topo, self.v, self.pin_dir, self.head = topo, v, pin_dir, head
+
+    def __str__(self):
+        lines = [self.head] if self.head else []
+        lines.append(f"counters: {counters(self.pin_dir)}")
+        for dev in (Topology.ADAPTER, Topology.LAN_IF):
+            r = self.topo.node.run("ethtool", "-S", dev, check=False)
+            stats = [x.strip() for x in r.stdout.splitlines()
+                     if "xdp" in x and not x.strip().endswith(": 0")]
+            lines.append(f"{dev}: {' '.join(stats)}")
+        if self.v is not None and self.v.proc is not None:
+            lines += ["vipd log (tail):"] + self.v.logs().splitlines()[-12:]
+        return "\n".join(lines)
+
+
+def lb_body(mode, fam, proto, topo):
+    return {"name": f"{mode}-{proto}{fam}", "vip": VIPS[mode][fam], "port": VIP_PORT,
+            "protocol": proto, "forwarding": mode,
+            "backends": [{"ip": b.ip[fam], "port": BACKEND_PORT[mode], "weight": w}
+                         for b, w in zip(topo.backends, WEIGHTS)]}
+
+
+def backend_stats(v, lb_uuid):
+    """{backend ip: stats dict or None} of a load balancer, or an error string."""
+    st, lb = v.request("GET", f"/loadbalancer/{lb_uuid}")
+    if st != 200:
+        return f"GET /loadbalancer/{lb_uuid}: {st} {lb}"
+    return {b["ip"]: b.get("stats") for b in lb["backends"]}
+
+
+def stats_grew(before, after, topo, fam, counts):
+    """Each backend's connections grew by exactly the flows it served; packets and bytes too."""
+    if isinstance(before, str) or isinstance(after, str):
+        return False, "", f"{before} / {after}"
+    conns, pkts, good = [], [], sum(counts.values()) > 0
+    for b in topo.backends:
+        s0, s1 = before.get(b.ip[fam]), after.get(b.ip[fam])
+        if not s0 or not s1:
+            return False, "", f"no stats for {b.ip[fam]}: {before} / {after}"
+        dc = s1["connections"] - s0["connections"]
+        dp = s1["packets"] - s0["packets"]
+        db = s1["bytes"] - s0["bytes"]
+        served = counts.get(b.name, 0)
+        good = good and dc == served and dp >= served and db >= 42 * dp
+        conns.append(str(dc))
+        pkts.append(str(dp))
+    return good, f"connections +{'/+'.join(conns)}, packets +{'/+'.join(pkts)}", \
+        f"before {before}\nafter {after}\nserved {counts}"
+
+
+def main():
+    # timeout(1) stops with SIGTERM: unwind so the finally below and atexit clean up.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    topo = Topology(prefix="xe2e-")
+    pin_dir = f"/sys/fs/bpf/vipd-e2e-{topo.tag}"
+    v = None
+    try:
+        v = run(topo, pin_dir)
+    except Exception:  # a bug in the test itself: report it, still clean up and end the plan
+        ok(False, "the test ran to its end", traceback.format_exc())
+    finally:
+        if v is not None and v.proc is not None and v.proc.poll() is None:
+            v.proc.kill()
+            v.proc.wait()
+        topo.destroy()
+        shutil.rmtree(pin_dir, ignore_errors=True)
+    print(f"# wall time {time.time() - T0:.1f} s", flush=True)
+    done()
+
+
+def run(topo, pin_dir):
+    work = tmpdir("vipd-xdp-e2e-")
+    names = [b.name for b in topo.backends]
+
+    # --- topology, servers and plain routing, before vipd -------------------------------
+    try:
+        obj = netns.build_xdp_pass(work)
+        topo.build()
+        topo.attach_xdp_pass(obj)
+        topo.add_vip_on_backends(VIPS["dsr"][4])
+        topo.add_vip_on_backends(VIPS["dsr"][6])
+        topo.start_servers(sorted(set(BACKEND_PORT.values())))
+        node_srv = topo.serve(topo.node, "node", [NODE_PORT])
+        topo.wait_ready([node_srv])
+        built = None
+    except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+        built = e
+    if not ok(built is None, "topology: client, node, lan bridge and 3 backend namespaces "
+              "with IPv4+IPv6, xdp_pass on the veth peers, servers started", built):
+        return None
+    seen = []
+    for b in topo.backends:
+        for fam in (4, 6):
+            try:
+                seen.append(tcp_hello(topo.client, b.ip[fam], BACKEND_PORT["nat"]))
+            except (OSError, ValueError) as e:
+                seen.append((b.name, str(e)))
+    ok(seen == [(b.name, topo.CLIENT_IP[f]) for b in topo.backends for f in (4, 6)],
+       "plain routing: the client reaches each backend through the node (v4 and v6)", seen)
+
+    # --- vipd --------------------------------------------------------------------------------
+    state_dir = tmpdir("vipd-xdp-state-")
+    v = NodeVipd(topo, pin_dir, state_dir=state_dir)
+    if not ok(v.start(), "vipd --dataplane xdp starts in the node namespace and answers /healthz",
+              v.logs() if v.proc else ""):
+        return v
+    lbs = {}
+    created = []
+    for mode in MODES:
+        for fam in (4, 6):
+            for proto in ("tcp", "udp"):
+                st, lb = v.request("POST", "/loadbalancer", lb_body(mode, fam, proto, topo))
+                created.append((mode, fam, proto, st))
+                if st == 201:
+                    lbs[mode, fam, proto] = lb
+    ok(all(c[3] == 201 for c in created), "12 load balancers created through the API "
+       "(fullnat, nat, dsr x IPv4, IPv6 x TCP, UDP; weights 1,1,2)",
+       [c for c in created if c[3] != 201])
+    time.sleep(0.3)
+    progs = {dev: xdp_attached(topo.node, dev) for dev in (Topology.ADAPTER, Topology.LAN_IF)}
+    ok(all(progs.values()), f"vipd's program is attached to {Topology.ADAPTER} (adapter) and "
+       f"{Topology.LAN_IF} (towards the backends): ids {progs}", diag(topo, v, pin_dir))
+
+    # --- per mode: spread, sources, stats, drain/remove, IPv6 ------------------------------
+    for mode in MODES:
+        for fam in (4, 6):
+            vip = VIPS[mode][fam]
+            for proto in ("tcp", "udp"):
+                lb = lbs.get((mode, fam, proto))
+                if lb is None:
+                    ok(False, f"{mode}: {proto.upper()} IPv{fam} load balancer exists")
+                    continue
+                up, keep = wait_serving(proto, topo.client, vip, VIP_PORT)
+                before = backend_stats(v, lb["uuid"])
+                counts, peers, errors = {}, set(), ["the VIP never answered"]
+                if up:
+                    counts, peers, errors = load(proto, topo.client, vip, VIP_PORT, N_FLOWS)
+                after = backend_stats(v, lb["uuid"])
+                for s in keep:
+                    s.close()
+                good, got = spread_ok(counts, N_FLOWS, names)
+                what = "connections" if proto == "tcp" else "flows"
+                ok(up and good and not errors,
+                   f"{mode}: {N_FLOWS} {proto.upper()} {what} to {ep(vip, VIP_PORT)} spread 1:1:2 "
+                   f"over 3 backends (got {got})",
+                   diag(topo, v, pin_dir, f"answered at all: {up}; errors: {errors[:5]}"))
+                want_src = topo.NODE_LAN_IP[fam] if mode == "fullnat" else topo.CLIENT_IP[fam]
+                who = "the node" if mode == "fullnat" else "the client"
+                ok(peers == {want_src}, f"{mode}: backends see {want_src} ({who}) as the "
+                   f"{proto.upper()} IPv{fam} source", peers)
+                good, figures, detail = stats_grew(before, after, topo, fam, counts)
+                ok(good, f"{mode}: GET /loadbalancer shows per-backend stats of {proto.upper()} "
+                   f"IPv{fam} grown by the flows each served ({figures})", detail)
+            removal_check(topo, v, pin_dir, mode, fam, lbs.get((mode, fam, "tcp")), names)
+
+    # --- kill -9 during a transfer, restart, adoption --------------------------------------
+    v = restart_check(topo, v, pin_dir, state_dir, lbs, names)
+
+    # --- non-VIP traffic ------------------------------------------------------------------------
+    for fam in (4, 6):
+        node_ip = topo.NODE_CLIENT_IP[fam]
+        ok(ping(topo.client, node_ip, timeout=1.0, tries=3),
+           f"non-VIP: the client pings the node ({node_ip})")
+        try:
+            got = tcp_hello(topo.client, node_ip, NODE_PORT)
+        except (OSError, ValueError) as e:
+            got = str(e)
+        ok(got == ("node", topo.CLIENT_IP[fam]),
+           f"non-VIP: TCP to a port of the node that is no VIP ({ep(node_ip, NODE_PORT)})", got)
+        b = topo.backends[0]
+        try:
+            got = tcp_hello(topo.client, b.ip[fam], BACKEND_PORT["nat"])
+            s = udp_socket(topo.client, b.ip[fam])
+            got = (got, udp_hello(s, b.ip[fam], BACKEND_PORT["nat"]))
+            s.close()
+        except (OSError, ValueError) as e:
+            got = str(e)
+        want = ("b1", topo.CLIENT_IP[fam])
+        ok(got == (want, want), f"non-VIP: TCP and UDP routed through the node to a backend's own"
+           f" address ({ep(b.ip[fam], BACKEND_PORT['nat'])})", got)
+
+    # --- SIGTERM ------------------------------------------------------------------------------
+    if v is not None and v.proc is not None and v.proc.poll() is None:
+        rc = v.stop()
+        still = {dev: xdp_attached(topo.node, dev) for dev in (Topology.ADAPTER, Topology.LAN_IF)}
+        try:
+            after = tcp_hello(topo.client, VIPS["fullnat"][4], VIP_PORT)[0]
+        except (OSError, ValueError) as e:
+            after = str(e)
+        ok(rc == 0 and all(still.values()) and after in names,
+           "vipd exits 0 on SIGTERM and leaves the program attached: the VIP still forwards",
+           f"exit {rc}, attached {still}, VIP answer {after}\n" + v.logs()[-1500:])
+        r = subprocess.run(topo.node.nsenter_argv([VIPD, "--xdp-unload", "--bpf-pin-dir",
+                                                   pin_dir]),
+                           capture_output=True, text=True, timeout=60)
+        gone = {dev: xdp_attached(topo.node, dev) for dev in (Topology.ADAPTER, Topology.LAN_IF)}
+        try:
+            routed = tcp_hello(topo.client, topo.backends[0].ip[4], BACKEND_PORT["nat"])[0]
+        except (OSError, ValueError) as e:
+            routed = str(e)
+        ok(r.returncode == 0 and not any(gone.values()) and not os.path.exists(pin_dir)
+           and routed == "b1",
+           "vipd --xdp-unload detaches the program from both interfaces and removes the pins; "
+           "routed traffic still flows", f"exit {r.returncode}: {r.stdout}{r.stderr}\n"
+           f"attached {gone}, pins left: {os.path.exists(pin_dir)}, routed: {routed}")
+    return v
+
+
+def removal_check(topo, v, pin_dir, mode, fam, lb, names):
+    """A live connection to backend X; X removed (DELETE) or drained; new connections avoid X,
+    the live one keeps going; then X is put back."""
+    how = REMOVAL[mode]
+    vip = VIPS[mode][fam]
+    if lb is None:
+        ok(False, f"{mode}: {how} check has its IPv{fam} load balancer")
+        return
+    try:
+        live = Long(topo.client, vip, VIP_PORT)
+    except (OSError, ValueError) as e:
+        ok(False, f"{mode}: a long-lived connection to {ep(vip, VIP_PORT)} opens", e)
+        return
+    x = live.backend
+    bx = next(b for b in lb["backends"] if b["ip"] == topo.backends[names.index(x)].ip[fam])
+    path = f"/loadbalancer/{lb['uuid']}/backend/{bx['uuid']}"
+    if how == "delete":
+        st, resp = v.request("DELETE", path)
+    else:
+        st, resp = v.request("POST", path + "/drain")
+    time.sleep(0.3)  # the reconciler's debounce is 20 ms
+    counts, _, errors = load("tcp", topo.client, vip, VIP_PORT, 120)
+    echoes = [live.exchange() for _ in range(3)]
+    got = "/".join(str(counts.get(n, 0)) for n in names)
+    ok(st == 200 and counts.get(x, 0) == 0 and sum(counts.values()) == 120 and not errors
+       and echoes == [x] * 3,
+       f"{mode}: after {'DELETE of' if how == 'delete' else 'draining'} backend {x}, 120 new "
+       f"connections to {ep(vip, VIP_PORT)} avoid it (got {got}) while a connection opened "
+       f"before still exchanges data with {x}",
+       diag(topo, v, pin_dir,
+            f"API {st} {resp}; errors {errors[:5]}; live connection answers {echoes}"))
+    # Put X back so the restart checks see every backend again.
+    if how == "delete":
+        st, resp = v.request("POST", f"/loadbalancer/{lb['uuid']}/backend",
+                             {"ip": bx["ip"], "port": bx["port"], "weight": bx["weight"]})
+        if st == 201:
+            lb["backends"] = [b for b in lb["backends"] if b["uuid"] != bx["uuid"]] + [resp]
+    else:
+        st, resp = v.request("POST", path + "/undrain")
+    time.sleep(0.3)
+    counts, _, errors = load("tcp", topo.client, vip, VIP_PORT, 120)
+    ok(st in (200, 201) and counts.get(x, 0) > 0 and not errors,
+       f"{mode}: {x} {'added back' if how == 'delete' else 'undrained'}, new connections reach it"
+       f" again (got {'/'.join(str(counts.get(n, 0)) for n in names)})",
+       f"API {st} {resp}; errors {errors[:5]}")
+    echo = live.exchange()
+    ok(echo == x, f"{mode}: the connection opened before the {how} still talks to {x}", echo)
+    live.close()
+
+
+def restart_check(topo, v, pin_dir, state_dir, lbs, names):
+    vip = VIPS["fullnat"][4]
+    lives = {}
+    for mode in MODES:
+        for fam in (4, 6):
+            try:
+                lives[mode, fam] = Long(topo.client, VIPS[mode][fam], VIP_PORT)
+            except (OSError, ValueError) as e:
+                lives[mode, fam] = e
+    stats_lb = lbs.get(("fullnat", 4, "tcp"))
+    before = backend_stats(v, stats_lb["uuid"]) if stats_lb else "no lb"
+    stream = Stream(topo.client, vip, VIP_PORT)
+    stream.start()
+    stream.started.wait(5)
+    time.sleep(1.0)
+    at_kill = stream.bytes
+    v.kill9()
+    time.sleep(1.5)
+    at_start = stream.bytes
+    v2 = NodeVipd(topo, pin_dir, state_dir=state_dir)
+    started = v2.start()
+    time.sleep(1.0)
+    stream.stop.set()
+    stream.join(15)
+    ok(stream.backend is not None and stream.error is None and not stream.is_alive()
+       and at_start > at_kill,
+       f"fullnat: a TCP stream through {ep(vip, VIP_PORT)} survives kill -9 of vipd and the "
+       f"restart ({stream.bytes >> 10} KiB echoed by {(stream.backend or b'?').decode()}, "
+       f"{(at_start - at_kill) >> 10} KiB while no vipd ran)",
+       diag(topo, v2, pin_dir, f"error {stream.error}; alive {stream.is_alive()}"))
+    progs = {dev: xdp_attached(topo.node, dev) for dev in (Topology.ADAPTER, Topology.LAN_IF)}
+    ok(started and all(progs.values()),
+       f"the restarted vipd (same pin dir and state dir) answers /healthz, program attached "
+       f"{progs}", v2.logs() if v2.proc else "")
+    if not started:
+        return v2
+    for (mode, fam), live in lives.items():
+        if isinstance(live, Exception):
+            ok(False, f"{mode}: a long-lived IPv{fam} connection opened before the kill", live)
+            continue
+        echoes = [live.exchange() for _ in range(2)]
+        ok(echoes == [live.backend] * 2,
+           f"{mode}: an IPv{fam} connection opened before the kill keeps its backend "
+           f"{live.backend} after the restart", echoes)
+        live.close()
+    after = backend_stats(v2, stats_lb["uuid"]) if stats_lb else "no lb"
+    if isinstance(before, dict) and isinstance(after, dict):
+        c0 = sum((s or {}).get("connections", 0) for s in before.values())
+        c1 = sum((s or {}).get("connections", 0) for s in after.values())
+        ok(c0 > 0 and c1 >= c0 + 1, f"the restarted vipd adopted the pinned maps: fullnat "
+           f"counters went on from {c0} to {c1} connections, not reset", f"{before}\n{after}")
+    else:
+        ok(False, "the restarted vipd reports stats", f"{before}\n{after}")
+    for mode in MODES:
+        counts, _, errors = load("tcp", topo.client, VIPS[mode][4], VIP_PORT, N_FLOWS)
+        good, got = spread_ok(counts, N_FLOWS, names)
+        ok(good and not errors, f"{mode}: after the restart {N_FLOWS} new TCP connections spread "
+           f"1:1:2 (got {got})", diag(topo, v2, pin_dir, f"errors {errors[:5]}"))
+    return v2
+
+
+if __name__ == "__main__":
+    main()

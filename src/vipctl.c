@@ -167,9 +167,14 @@ static void print_lb(const cJSON *lb)
 	const cJSON *b;
 
 	printf("uuid:        %s\nname:        %s\nvip:         %s\nport:        %ld/%s\n"
-	       "scheduler:   %s\nforwarding:  %s\nstatus:      %s\n\n",
+	       "scheduler:   %s\nforwarding:  %s\nstatus:      %s\n",
 	       str(lb, "uuid"), str(lb, "name"), str(lb, "vip"), num(lb, "port"),
 	       str(lb, "protocol"), str(lb, "scheduler"), str(lb, "forwarding"), str(lb, "status"));
+	b = cJSON_GetObjectItemCaseSensitive(lb, "stats");
+	if (cJSON_IsObject(b))
+		printf("traffic:     %ld connections, %ld packets, %ld bytes\n",
+		       num(b, "connections"), num(b, "packets"), num(b, "bytes"));
+	putchar('\n');
 	printf("%-36s  %-39s  %-5s  %-6s  %-8s  %-7s  %-8s  %s\n", "BACKEND", "IP", "PORT",
 	       "WEIGHT", "STATE", "HEALTH", "CONNS", "PACKETS");
 	cJSON_ArrayForEach(b, cJSON_GetObjectItemCaseSensitive(lb, "backends")) {

@@ -103,24 +103,31 @@ static cJSON *parse_body(const struct api_request *req, struct api_response *res
 	return doc;
 }
 
+static void add_stats(cJSON *obj, const struct dataplane_stats *st)
+{
+	cJSON *s = cJSON_AddObjectToObject(obj, "stats");
+
+	cJSON_AddNumberToObject(s, "packets", (double)st->packets);
+	cJSON_AddNumberToObject(s, "bytes", (double)st->bytes);
+	cJSON_AddNumberToObject(s, "connections", (double)st->connections);
+	cJSON_AddNumberToObject(s, "active_connections", (double)st->active_connections);
+}
+
 static void fill_counters(struct api_ctx *ctx, const struct lb *lb, cJSON *lbj)
 {
 	cJSON *arr = cJSON_GetObjectItemCaseSensitive(lbj, "backends");
 	struct dataplane *dp = ctx->dataplane;
+	struct dataplane_stats st;
 
+	if (dp && dp->ops->lb_stats && dp->ops->lb_stats(dp, lb, &st) == 0)
+		add_stats(lbj, &st);
 	if (!dp || !dp->ops->backend_stats || !cJSON_IsArray(arr))
 		return;
 	for (size_t i = 0; i < lb->n_backends; i++) {
-		struct backend_stats st;
-		cJSON *b = cJSON_GetArrayItem(arr, (int)i), *s;
+		cJSON *b = cJSON_GetArrayItem(arr, (int)i);
 
-		if (!b || dp->ops->backend_stats(dp, lb, &lb->backends[i], &st))
-			continue;
-		s = cJSON_AddObjectToObject(b, "stats");
-		cJSON_AddNumberToObject(s, "packets", (double)st.packets);
-		cJSON_AddNumberToObject(s, "bytes", (double)st.bytes);
-		cJSON_AddNumberToObject(s, "connections", (double)st.connections);
-		cJSON_AddNumberToObject(s, "active_connections", (double)st.active_connections);
+		if (b && dp->ops->backend_stats(dp, lb, &lb->backends[i], &st) == 0)
+			add_stats(b, &st);
 	}
 }
 

@@ -12,8 +12,9 @@ struct model;
 struct lb;
 struct backend;
 
-struct backend_stats {
-	uint64_t packets;
+/* Traffic through the plane, for one backend or a whole load balancer. */
+struct dataplane_stats {
+	uint64_t packets;            /* both directions through the node */
 	uint64_t bytes;
 	uint64_t connections;        /* new connections seen */
 	uint64_t active_connections; /* still open, where the plane can tell */
@@ -27,7 +28,9 @@ struct dataplane_ops {
 	int (*sync)(struct dataplane *dp, const struct model *m);
 	/* Counters for one backend; -ENOENT if the plane does not know it. NULL: no counters. */
 	int (*backend_stats)(struct dataplane *dp, const struct lb *lb, const struct backend *b,
-			     struct backend_stats *out);
+			     struct dataplane_stats *out);
+	/* Counters for the whole load balancer; -ENOENT if unknown. NULL: no counters. */
+	int (*lb_stats)(struct dataplane *dp, const struct lb *lb, struct dataplane_stats *out);
 	/* Remove what this plane created (on exit with cleanup, or when switching planes). */
 	void (*cleanup)(struct dataplane *dp);
 	void (*free)(struct dataplane *dp);

@@ -23,6 +23,7 @@ static const struct dataplane_ops none_ops = {
 	.name = "none",
 	.sync = none_sync,
 	.backend_stats = NULL,
+	.lb_stats = NULL,
 	.cleanup = none_cleanup,
 	.free = none_free,
 };

@@ -1020,27 +1020,16 @@ static int xdp_sync(struct dataplane *dp, const struct model *m)
 	return err;
 }
 
-static int xdp_backend_stats(struct dataplane *dp, const struct lb *lb, const struct backend *b,
-			     struct backend_stats *out)
+/* Sums one per-CPU stats entry (vip_stats or backend_stats) into out. */
+static int stats_read(struct xdp_plane *x, int fd, __u32 id, struct dataplane_stats *out)
 {
-	struct xdp_plane *x = (struct xdp_plane *)dp;
-	struct vipd_vip_key k;
-	struct xdp_vip *v;
-	struct vipd_stats *s;
-	__u32 id;
+	struct vipd_stats *s = calloc((size_t)x->ncpus, sizeof(*s));
 	int err = 0;
 
-	if (!ip_addr_is_set(&lb->vip))
-		return -ENOENT;
-	vip_key_from_lb(lb, &k);
-	v = vip_find(x, &k);
-	if (!v || backend_find(x, v->val.vip_id, b, &id))
-		return -ENOENT;
-	s = calloc((size_t)x->ncpus, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	memset(out, 0, sizeof(*out));
-	if (bpf_map_lookup_elem(bpf_map__fd(x->skel->maps.backend_stats), &id, s)) {
+	if (bpf_map_lookup_elem(fd, &id, s)) {
 		err = -errno;
 	} else {
 		for (int c = 0; c < x->ncpus; c++) {
@@ -1051,6 +1040,38 @@ static int xdp_backend_stats(struct dataplane *dp, const struct lb *lb, const st
 	}
 	free(s);
 	return err;
+}
+
+static struct xdp_vip *vip_of_lb(struct xdp_plane *x, const struct lb *lb)
+{
+	struct vipd_vip_key k;
+
+	if (!ip_addr_is_set(&lb->vip))
+		return NULL;
+	vip_key_from_lb(lb, &k);
+	return vip_find(x, &k);
+}
+
+static int xdp_backend_stats(struct dataplane *dp, const struct lb *lb, const struct backend *b,
+			     struct dataplane_stats *out)
+{
+	struct xdp_plane *x = (struct xdp_plane *)dp;
+	struct xdp_vip *v = vip_of_lb(x, lb);
+	__u32 id;
+
+	if (!v || backend_find(x, v->val.vip_id, b, &id))
+		return -ENOENT;
+	return stats_read(x, bpf_map__fd(x->skel->maps.backend_stats), id, out);
+}
+
+static int xdp_lb_stats(struct dataplane *dp, const struct lb *lb, struct dataplane_stats *out)
+{
+	struct xdp_plane *x = (struct xdp_plane *)dp;
+	struct xdp_vip *v = vip_of_lb(x, lb);
+
+	if (!v)
+		return -ENOENT;
+	return stats_read(x, bpf_map__fd(x->skel->maps.vip_stats), v->val.vip_id, out);
 }
 
 static int detach_all(void)
@@ -1132,6 +1153,7 @@ static const struct dataplane_ops xdp_ops = {
 	.name = "xdp",
 	.sync = xdp_sync,
 	.backend_stats = xdp_backend_stats,
+	.lb_stats = xdp_lb_stats,
 	.cleanup = xdp_cleanup,
 	.free = xdp_free,
 };

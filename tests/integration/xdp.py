@@ -272,19 +272,31 @@ def lb_body(mode, fam, proto, topo):
                          for b, w in zip(topo.backends, WEIGHTS)]}
 
 
+LB_KEY = "load balancer"
+
+
 def backend_stats(v, lb_uuid):
-    """{backend ip: stats dict or None} of a load balancer, or an error string."""
+    """{backend ip: stats dict or None, LB_KEY: the load balancer's own stats} of a load
+    balancer, or an error string."""
     st, lb = v.request("GET", f"/loadbalancer/{lb_uuid}")
     if st != 200:
         return f"GET /loadbalancer/{lb_uuid}: {st} {lb}"
-    return {b["ip"]: b.get("stats") for b in lb["backends"]}
+    out = {b["ip"]: b.get("stats") for b in lb["backends"]}
+    out[LB_KEY] = lb.get("stats")
+    return out
 
 
 def stats_grew(before, after, topo, fam, counts):
-    """Each backend's connections grew by exactly the flows it served; packets and bytes too."""
+    """Each backend's connections grew by exactly the flows it served, and the load balancer's
+    by all of them; packets and bytes too."""
     if isinstance(before, str) or isinstance(after, str):
         return False, "", f"{before} / {after}"
     conns, pkts, good = [], [], sum(counts.values()) > 0
+    l0, l1 = before.get(LB_KEY), after.get(LB_KEY)
+    if not l0 or not l1:
+        return False, "", f"no load balancer stats: {before} / {after}"
+    lb_dc = l1["connections"] - l0["connections"]
+    good = good and lb_dc == sum(counts.values()) and l1["packets"] > l0["packets"]
     for b in topo.backends:
         s0, s1 = before.get(b.ip[fam]), after.get(b.ip[fam])
         if not s0 or not s1:
@@ -296,7 +308,8 @@ def stats_grew(before, after, topo, fam, counts):
         good = good and dc == served and dp >= served and db >= 42 * dp
         conns.append(str(dc))
         pkts.append(str(dp))
-    return good, f"connections +{'/+'.join(conns)}, packets +{'/+'.join(pkts)}", \
+    return good, f"connections +{'/+'.join(conns)} (load balancer +{lb_dc}), " \
+        f"packets +{'/+'.join(pkts)}", \
         f"before {before}\nafter {after}\nserved {counts}"
 
 

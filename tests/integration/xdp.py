@@ -7,6 +7,7 @@ non-VIP traffic to and through the node."""
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -56,14 +57,17 @@ class NsHTTPConnection(http.client.HTTPConnection):
 class NodeVipd(Vipd):
     """vipd in the node namespace with the XDP plane, its API on the node's loopback."""
 
-    def __init__(self, topo, pin_dir, state_dir=None):
+    def __init__(self, topo, pin_dir, state_dir=None, private_sys=False):
         super().__init__([], state_dir=state_dir, port=API_PORT)
         self.topo = topo
         self.pin_dir = pin_dir
+        self.private_sys = private_sys
 
     def argv(self):
-        # nsenter, not ip netns exec: vipd must see the host's /sys/fs/bpf for its pins.
-        return self.topo.node.nsenter_argv([
+        # nsenter keeps the host's /sys/fs/bpf, so the pins are seen; ip netns exec mounts a
+        # fresh /sys where they are not, and vipd must find the maps through the program.
+        enter = self.topo.node.exec_argv if self.private_sys else self.topo.node.nsenter_argv
+        return enter([
             VIPD, "--foreground", "--dataplane", "xdp", "--adapter", Topology.ADAPTER,
             "--bpf-pin-dir", self.pin_dir, "--api-listen", f"127.0.0.1:{self.port}",
             "--state-dir", self.state_dir])
@@ -420,6 +424,8 @@ def run(topo, pin_dir):
 
     # --- kill -9 during a transfer, restart, adoption --------------------------------------
     v = restart_check(topo, v, pin_dir, state_dir, lbs, names)
+    if v is not None and v.proc is not None and v.proc.poll() is None:
+        v = private_sys_restart(topo, v, pin_dir, state_dir, lbs)
 
     # --- non-VIP traffic ------------------------------------------------------------------------
     for fam in (4, 6):
@@ -519,6 +525,37 @@ def removal_check(topo, v, pin_dir, mode, fam, lb, names):
     echo = live.exchange()
     ok(echo == x, f"{mode}: the connection opened before the {how} still talks to {x}", echo)
     live.close()
+
+
+def private_sys_restart(topo, v, pin_dir, state_dir, lbs):
+    """kill -9, then a vipd under ip netns exec, whose /sys/fs/bpf holds none of the pins: it
+    must adopt the maps of the program attached to the adapter."""
+    lb = lbs.get(("fullnat", 4, "tcp"))
+    try:
+        live = Long(topo.client, VIPS["fullnat"][4], VIP_PORT)
+    except (OSError, ValueError) as e:
+        live = e
+    before = backend_stats(v, lb["uuid"]) if lb else "no lb"
+    v.kill9()
+    v3 = NodeVipd(topo, pin_dir, state_dir=state_dir, private_sys=True)
+    started = v3.start()
+    log = v3.logs() if v3.proc else ""
+    m = re.search(r"maps_adopted=(\d+)", log)
+    ok(started and m is not None and int(m.group(1)) > 0,
+       f"a vipd started with ip netns exec (pins out of sight) adopts the maps of the attached "
+       f"program ({m.group(0) if m else 'no adoption logged'})", log[-2000:])
+    if isinstance(live, Exception):
+        ok(False, "fullnat: a connection opened before the ip netns exec restart", live)
+    else:
+        echoes = [live.exchange() for _ in range(2)]
+        ok(echoes == [live.backend] * 2, f"fullnat: a connection opened before that restart keeps"
+           f" its backend {live.backend}", echoes)
+        live.close()
+    after = backend_stats(v3, lb["uuid"]) if lb and started else "no stats"
+    ok(isinstance(before, dict) and isinstance(after, dict) and
+       after[LB_KEY]["connections"] >= before[LB_KEY]["connections"] > 0,
+       "the counters carried on through the ip netns exec restart", f"{before}\n{after}")
+    return v3
 
 
 def restart_check(topo, v, pin_dir, state_dir, lbs, names):

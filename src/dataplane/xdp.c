@@ -83,7 +83,8 @@ struct xdp_plane {
 	struct maglev_backend *mb;
 	uint32_t *mb_ids;
 	size_t cap_mb;
-	size_t unsupported; /* load balancers this plane cannot serve, last sync */
+	size_t unsupported;    /* load balancers this plane cannot serve, last sync */
+	size_t local_backends; /* backends of type LOCAL it leaves out, last sync */
 };
 
 /* Maps that carry state across a restart; backend_nh and scratch are recomputed. */
@@ -981,7 +982,7 @@ static int egress_sync(struct xdp_plane *x)
 static int xdp_sync(struct dataplane *dp, const struct model *m)
 {
 	struct xdp_plane *x = (struct xdp_plane *)dp;
-	size_t unsupported = 0;
+	size_t unsupported = 0, local = 0;
 	int err = 0, e;
 
 	for (size_t i = 0; i < VIPD_MAX_VIPS; i++)
@@ -995,15 +996,22 @@ static int xdp_sync(struct dataplane *dp, const struct model *m)
 			unsupported++;
 			continue;
 		}
+		for (size_t j = 0; j < lb->n_backends; j++)
+			local += lb->backends[j].type == BACKEND_LOCAL;
 		e = vip_sync(x, lb);
 		if (e && !err)
 			err = e;
 	}
-	if (unsupported != x->unsupported)
+	if (unsupported != x->unsupported && unsupported)
 		log_warn("msg=\"load balancers with forwarding tunnel are not served by the XDP "
 			 "plane (fullnat, nat and dsr are)\" count=%zu",
 			 unsupported);
 	x->unsupported = unsupported;
+	if (local != x->local_backends && local)
+		log_warn("msg=\"backends of type LOCAL are left out by the XDP plane: it forwards to "
+			 "addresses, it does not hand packets to this node's own services\" count=%zu",
+			 local);
+	x->local_backends = local;
 	for (size_t i = 0; i < VIPD_MAX_VIPS; i++) {
 		if (x->vips[i].used && !x->vips[i].seen) {
 			e = vip_remove(x, &x->vips[i]);

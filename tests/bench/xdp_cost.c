@@ -209,32 +209,6 @@ static size_t xc_arp_frame(uint8_t *buf)
 	return 42;
 }
 
-static int xc_run(int prog_fd, int ifindex, const uint8_t *in, size_t len, unsigned int repeat,
-		  uint8_t *out, size_t *out_len, uint32_t *ns, uint32_t *verdict)
-{
-	struct xdp_md ctx;
-	LIBBPF_OPTS(bpf_test_run_opts, opts);
-	int err;
-
-	memset(&ctx, 0, sizeof(ctx));
-	ctx.data_end = (uint32_t)len;
-	ctx.ingress_ifindex = (uint32_t)ifindex;
-	opts.data_in = in;
-	opts.data_size_in = (uint32_t)len;
-	opts.data_out = out;
-	opts.data_size_out = (uint32_t)*out_len;
-	opts.ctx_in = &ctx;
-	opts.ctx_size_in = sizeof(ctx);
-	opts.repeat = repeat;
-	err = bpf_prog_test_run_opts(prog_fd, &opts);
-	if (err)
-		return -errno;
-	*out_len = opts.data_size_out;
-	*ns = opts.duration;
-	*verdict = opts.retval;
-	return 0;
-}
-
 /* Empties an LRU flow map (conns or rev). */
 static int xc_clear(int fd)
 {
@@ -432,7 +406,7 @@ static int xc_prime(struct xc_bench *b, const struct xc_case *c)
 	int err;
 
 	xc_set_frame(b, frame, len, 0);
-	err = xc_run(b->vipd_fd, b->e.ifc, frame, len, 1, out, &out_len, &ns, &verdict);
+	err = env_run_prog(b->vipd_fd, b->e.ifc, frame, len, 1, out, &out_len, &ns, &verdict);
 	if (err)
 		return err;
 	return verdict == XDP_REDIRECT ? 0 : -EPROTO;
@@ -509,7 +483,7 @@ static int xc_measure(struct xc_bench *b, const struct xc_case *c, int round, un
 		return -1;
 	drops0 = xc_drops(&b->e);
 	reused0 = env_counter(&b->e, VIPD_CNT_SNAT_REUSED);
-	err = xc_run(prog, ifindex, frame, len, passes, out, &out_len, &ns, &verdict);
+	err = env_run_prog(prog, ifindex, frame, len, passes, out, &out_len, &ns, &verdict);
 	if (err) {
 		fprintf(stderr, "xdp_cost: %s: BPF_PROG_TEST_RUN: %s\n", c->name, strerror(-err));
 		return -1;

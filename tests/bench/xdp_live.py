@@ -57,6 +57,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from bpfmaps import percpu_sum  # noqa: E402
+
 SRCDIR = os.path.abspath(
     os.environ.get("SRCDIR", os.path.join(os.path.dirname(__file__), "..", "..")))
 BUILDDIR = os.environ.get("BUILDDIR")
@@ -203,23 +206,6 @@ class Topology:
         for ns in reversed(self.made):
             sh(["ip", "netns", "del", ns], check=False)
         self.made = []
-
-
-def percpu_sum(entries):
-    """bpftool -j dump of a per-CPU array -> {key: sum over CPUs}."""
-    out = {}
-    for e in entries:
-        key = e.get("key")
-        if isinstance(key, list):
-            key = int.from_bytes(bytes(int(x, 16) for x in key), "little")
-        total = 0
-        for v in e.get("values", []):
-            val = v.get("value")
-            if isinstance(val, list):
-                val = int.from_bytes(bytes(int(x, 16) for x in val), "little")
-            total += int(val)
-        out[key] = total
-    return out
 
 
 class Sink:

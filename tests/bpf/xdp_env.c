@@ -268,8 +268,8 @@ void env_unload(struct xdp_env *e)
 	e->skel = NULL;
 }
 
-int env_run(struct xdp_env *e, int ifindex, const uint8_t *in, size_t len, uint8_t *out,
-	    size_t *out_len, uint32_t *verdict)
+int env_run_prog(int prog_fd, int ifindex, const uint8_t *in, size_t len, unsigned int repeat,
+		 uint8_t *out, size_t *out_len, uint32_t *ns, uint32_t *verdict)
 {
 	struct xdp_md ctx;
 	LIBBPF_OPTS(bpf_test_run_opts, opts);
@@ -284,13 +284,21 @@ int env_run(struct xdp_env *e, int ifindex, const uint8_t *in, size_t len, uint8
 	opts.data_size_out = (uint32_t)*out_len;
 	opts.ctx_in = &ctx;
 	opts.ctx_size_in = sizeof(ctx);
-	opts.repeat = 1;
-	err = bpf_prog_test_run_opts(e->prog_fd, &opts);
+	opts.repeat = repeat;
+	err = bpf_prog_test_run_opts(prog_fd, &opts);
 	if (err)
 		return -errno;
 	*out_len = opts.data_size_out;
+	if (ns)
+		*ns = opts.duration;
 	*verdict = opts.retval;
 	return 0;
+}
+
+int env_run(struct xdp_env *e, int ifindex, const uint8_t *in, size_t len, uint8_t *out,
+	    size_t *out_len, uint32_t *verdict)
+{
+	return env_run_prog(e->prog_fd, ifindex, in, len, 1, out, out_len, NULL, verdict);
 }
 
 int env_stats(struct xdp_env *e, int map_fd, uint32_t id, struct vipd_stats *sum)

@@ -66,7 +66,13 @@ int env_netns(void);
 int env_load(struct xdp_env *e);
 void env_unload(struct xdp_env *e);
 
-/* One BPF_PROG_TEST_RUN (repeat 1) on ingress ifindex; 0 or -errno from the syscall. */
+/*
+ * One BPF_PROG_TEST_RUN of prog_fd on in (ingress ifindex), repeat times; the last pass's
+ * frame in out, the mean ns per pass in *ns (if not NULL), the verdict. 0 or -errno.
+ */
+int env_run_prog(int prog_fd, int ifindex, const uint8_t *in, size_t len, unsigned int repeat,
+		 uint8_t *out, size_t *out_len, uint32_t *ns, uint32_t *verdict);
+/* The same with vipd's program, repeat 1. */
 int env_run(struct xdp_env *e, int ifindex, const uint8_t *in, size_t len, uint8_t *out,
 	    size_t *out_len, uint32_t *verdict);
 

@@ -20,6 +20,7 @@ import traceback
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from vipdtest import VIPD, Vipd, done, ok, tmpdir  # noqa: E402
 import netns  # noqa: E402
+from bpfmaps import percpu_sum  # noqa: E402
 from netns import Topology, family_of, ping, xdp_attached  # noqa: E402
 
 MODES = ("fullnat", "nat", "dsr")
@@ -232,16 +233,7 @@ def counters(pin_dir):
         return f"bpftool: {r.stderr.strip()}"
     out = {}
     try:
-        for e in json.loads(r.stdout):
-            key = e.get("key")
-            if isinstance(key, list):
-                key = int.from_bytes(bytes(int(x, 16) for x in key), "little")
-            total = 0
-            for v in e.get("values", []):
-                val = v.get("value")
-                if isinstance(val, list):
-                    val = int.from_bytes(bytes(int(x, 16) for x in val), "little")
-                total += int(val)
+        for key, total in percpu_sum(json.loads(r.stdout)).items():
             if total:
                 out[COUNTERS[key] if key < len(COUNTERS) else key] = total
     except (ValueError, KeyError, TypeError) as e:

@@ -815,9 +815,9 @@ static __always_inline __u8 vipd_tcp_state(const struct vipd_pkt *p, __u8 flags,
 
 /* A packet to a VIP. */
 static __always_inline int vipd_forward(struct xdp_md *ctx, struct vipd_pkt *p, __u32 vip_id,
-					__u8 mode, struct vipd_conn *c)
+					__u8 mode, struct vipd_conn *c, __u32 *gen)
 {
-	__u32 bid = 0, hash = 0, egress = 0, *gen;
+	__u32 bid = 0, hash = 0, egress = 0;
 	struct vipd_nexthop *nh = NULL;
 	struct vipd_backend *be = NULL;
 	struct vipd_conn nc;
@@ -853,9 +853,11 @@ static __always_inline int vipd_forward(struct xdp_md *ctx, struct vipd_pkt *p, 
 		c = &nc;
 		fresh = 1;
 	}
-	gen = bpf_map_lookup_elem(&vip_gen, &vip_id);
-	if (!gen)
-		return XDP_DROP;
+	if (!gen) {
+		gen = bpf_map_lookup_elem(&vip_gen, &vip_id);
+		if (!gen)
+			return XDP_DROP;
+	}
 	if (be->family != p->flow.family) {
 		vipd_count(VIPD_CNT_FAMILY);
 		return XDP_DROP;
@@ -980,7 +982,7 @@ static __always_inline int vipd_process(struct xdp_md *ctx)
 
 			gen = bpf_map_lookup_elem(&vip_gen, &id);
 			if (gen && *gen == c->gen)
-				return vipd_forward(ctx, &p, id, c->mode, c);
+				return vipd_forward(ctx, &p, id, c->mode, c, gen);
 		}
 
 		__builtin_memcpy(vk.addr, p.flow.dst, 16);
@@ -989,7 +991,7 @@ static __always_inline int vipd_process(struct xdp_md *ctx)
 		vk.family = p.flow.family;
 		vip = bpf_map_lookup_elem(&vips, &vk);
 		if (vip)
-			return vipd_forward(ctx, &p, vip->vip_id, vip->mode, c);
+			return vipd_forward(ctx, &p, vip->vip_id, vip->mode, c, NULL);
 	}
 	if (vipd_port_bit(pf->rev, p.flow.sport)) {
 		struct vipd_rev *r = bpf_map_lookup_elem(&rev, &p.flow);

@@ -192,6 +192,12 @@ static void text_key(struct cparse *c, const cJSON *v, const char *path, char **
 	set_str(c, dst, s);
 }
 
+static void duration_key(struct cparse *c, const cJSON *v, const char *path, uint32_t *dst)
+{
+	if (json_duration_ms(v, dst))
+		cerr(c, path, "must be milliseconds or a duration such as \"3s\" or \"500ms\"");
+}
+
 static void bool_key(struct cparse *c, const cJSON *v, const char *path, bool *dst)
 {
 	if (!cJSON_IsBool(v)) {
@@ -447,7 +453,8 @@ static void check_across(struct cparse *c)
 
 enum {
 	CK_ARP, CK_BGP, CK_ADAPTER, CK_RANGES, CK_PROJECT, CK_FACILITY, CK_METRO, CK_API_LISTEN,
-	CK_TOKEN_FILE, CK_BIRD, CK_DATAPLANE, CK_STATE_DIR, CK_LOG_LEVEL, CK_FOREGROUND, CK_PIN_DIR, CK_LBS,
+	CK_TOKEN_FILE, CK_BIRD, CK_DATAPLANE, CK_STATE_DIR, CK_LOG_LEVEL, CK_FOREGROUND, CK_PIN_DIR, CK_BIRD_ROUTES, CK_ARP_REFRESH, CK_GRACEFUL,
+	CK_LBS,
 };
 
 static const struct {
@@ -469,6 +476,9 @@ static const struct {
 	[CK_LOG_LEVEL] = { "log_level", SET_LOG_LEVEL },
 	[CK_FOREGROUND] = { "foreground", SET_FOREGROUND },
 	[CK_PIN_DIR] = { "bpf_pin_dir", SET_BPF_PIN_DIR },
+	[CK_BIRD_ROUTES] = { "bird_routes", SET_BIRD_ROUTES },
+	[CK_ARP_REFRESH] = { "arp_refresh", SET_ARP_REFRESH },
+	[CK_GRACEFUL] = { "graceful_shutdown", SET_GRACEFUL },
 	[CK_LBS] = { "loadbalancers", 0 },
 };
 
@@ -527,6 +537,15 @@ static void one_key(struct cparse *c, int k, const cJSON *v)
 		break;
 	case CK_PIN_DIR:
 		text_key(c, v, path, &s->bpf_pin_dir);
+		break;
+	case CK_BIRD_ROUTES:
+		text_key(c, v, path, &s->bird_routes);
+		break;
+	case CK_ARP_REFRESH:
+		duration_key(c, v, path, &s->arp_refresh_ms);
+		break;
+	case CK_GRACEFUL:
+		duration_key(c, v, path, &s->graceful_shutdown_ms);
 		break;
 	case CK_DATAPLANE:
 		str = get_string(c, v, path);

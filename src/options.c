@@ -6,10 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lb_json.h"
+
 enum {
 	OPT_ARP = 256, OPT_BGP, OPT_ADAPTER, OPT_IPAM_RANGE, OPT_PROJECT, OPT_FACILITY, OPT_METRO,
 	OPT_API_LISTEN, OPT_API_TOKEN_FILE, OPT_BIRD_SOCKET, OPT_DATAPLANE, OPT_STATE_DIR,
-	OPT_BPF_PIN_DIR, OPT_UNLOAD, OPT_CHECK, OPT_LOG_LEVEL,
+	OPT_BPF_PIN_DIR, OPT_UNLOAD, OPT_CHECK, OPT_LOG_LEVEL, OPT_BIRD_ROUTES, OPT_ARP_REFRESH,
+	OPT_GRACEFUL,
 };
 
 static const struct option long_opts[] = {
@@ -24,6 +27,9 @@ static const struct option long_opts[] = {
 	{ "api-listen", required_argument, NULL, OPT_API_LISTEN },
 	{ "api-token-file", required_argument, NULL, OPT_API_TOKEN_FILE },
 	{ "bird-socket", required_argument, NULL, OPT_BIRD_SOCKET },
+	{ "bird-routes", required_argument, NULL, OPT_BIRD_ROUTES },
+	{ "arp-refresh", required_argument, NULL, OPT_ARP_REFRESH },
+	{ "graceful-shutdown", required_argument, NULL, OPT_GRACEFUL },
 	{ "dataplane", required_argument, NULL, OPT_DATAPLANE },
 	{ "bpf-pin-dir", required_argument, NULL, OPT_BPF_PIN_DIR },
 	{ "xdp-unload", no_argument, NULL, OPT_UNLOAD },
@@ -45,7 +51,14 @@ static const char usage[] =
 	"      --arp                   announce VIPs by gratuitous ARP / NDP on --adapter\n"
 	"      --bgp                   announce VIPs as routes through BIRD\n"
 	"      --adapter IFACE         interface VIP traffic arrives on\n"
+	"      --arp-refresh DURATION  re-announce every VIP this often in L2 mode (default 3s;\n"
+	"                              0: only when announced)\n"
 	"      --bird-socket PATH      BIRD control socket (default " VIPD_DEFAULT_BIRD_SOCKET ")\n"
+	"      --bird-routes DIR       where the route files BIRD includes are written\n"
+	"                              (default " VIPD_DEFAULT_BIRD_ROUTES ")\n"
+	"      --graceful-shutdown DURATION\n"
+	"                              BGP: on exit, announce with GRACEFUL_SHUTDOWN this long\n"
+	"                              before withdrawing (default 0)\n"
 	"\n"
 	"Addresses:\n"
 	"      --ipam-range RANGE      local VIP range: A-B, CIDR or one address; IPv4 or IPv6;\n"
@@ -145,6 +158,21 @@ static int parse_one(struct options *o, int c, const char *arg, char *err, size_
 	case OPT_BPF_PIN_DIR:
 		s->set |= SET_BPF_PIN_DIR;
 		return set_str(&s->bpf_pin_dir, arg);
+	case OPT_BIRD_ROUTES:
+		s->set |= SET_BIRD_ROUTES;
+		return set_str(&s->bird_routes, arg);
+	case OPT_ARP_REFRESH:
+	case OPT_GRACEFUL: {
+		uint32_t *dst = c == OPT_ARP_REFRESH ? &s->arp_refresh_ms : &s->graceful_shutdown_ms;
+
+		if (duration_parse_ms(arg, dst)) {
+			snprintf(err, errlen, "--%s: expected a duration such as 3s or 500ms, got \"%s\"",
+				 c == OPT_ARP_REFRESH ? "arp-refresh" : "graceful-shutdown", arg);
+			return -EINVAL;
+		}
+		s->set |= c == OPT_ARP_REFRESH ? SET_ARP_REFRESH : SET_GRACEFUL;
+		return 0;
+	}
 	case OPT_BIRD_SOCKET:
 		s->set |= SET_BIRD_SOCKET;
 		return set_str(&s->bird_socket, arg);

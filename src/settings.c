@@ -23,6 +23,8 @@ void settings_init(struct settings *s)
 	s->state_dir = strdup(VIPD_DEFAULT_STATE_DIR);
 	s->bird_socket = strdup(VIPD_DEFAULT_BIRD_SOCKET);
 	s->bpf_pin_dir = strdup(VIPD_DEFAULT_BPF_PIN_DIR);
+	s->bird_routes = strdup(VIPD_DEFAULT_BIRD_ROUTES);
+	s->arp_refresh_ms = VIPD_DEFAULT_ARP_REFRESH_MS;
 	s->dataplane = DATAPLANE_AUTO;
 	s->log_level = LOG_LVL_INFO;
 }
@@ -45,6 +47,7 @@ void settings_clear(struct settings *s)
 	free(s->api_token_file);
 	free(s->bird_socket);
 	free(s->bpf_pin_dir);
+	free(s->bird_routes);
 	free(s->state_dir);
 	memset(s, 0, sizeof(*s));
 }
@@ -101,6 +104,7 @@ int settings_overlay(struct settings *dst, const struct settings *src)
 		{ SET_BIRD_SOCKET, offsetof(struct settings, bird_socket) },
 		{ SET_STATE_DIR, offsetof(struct settings, state_dir) },
 		{ SET_BPF_PIN_DIR, offsetof(struct settings, bpf_pin_dir) },
+		{ SET_BIRD_ROUTES, offsetof(struct settings, bird_routes) },
 	};
 	uint32_t set = src->set;
 
@@ -127,7 +131,12 @@ int settings_overlay(struct settings *dst, const struct settings *src)
 		dst->log_level = src->log_level;
 	if (set & SET_FOREGROUND)
 		dst->foreground = src->foreground;
-	dst->set |= set & (SET_ARP | SET_BGP | SET_DATAPLANE | SET_LOG_LEVEL | SET_FOREGROUND);
+	if (set & SET_ARP_REFRESH)
+		dst->arp_refresh_ms = src->arp_refresh_ms;
+	if (set & SET_GRACEFUL)
+		dst->graceful_shutdown_ms = src->graceful_shutdown_ms;
+	dst->set |= set & (SET_ARP | SET_BGP | SET_DATAPLANE | SET_LOG_LEVEL | SET_FOREGROUND |
+			   SET_ARP_REFRESH | SET_GRACEFUL);
 	return 0;
 }
 

@@ -18,6 +18,8 @@ enum dataplane_kind { DATAPLANE_AUTO, DATAPLANE_XDP, DATAPLANE_IPVS, DATAPLANE_N
 #define VIPD_DEFAULT_STATE_DIR "/var/lib/vipd"
 #define VIPD_DEFAULT_BIRD_SOCKET "/run/bird/bird.ctl"
 #define VIPD_DEFAULT_BPF_PIN_DIR "/sys/fs/bpf/vipd"
+#define VIPD_DEFAULT_BIRD_ROUTES "/run/vipd"
+#define VIPD_DEFAULT_ARP_REFRESH_MS 3000
 
 enum settings_field {
 	SET_ARP = 1u << 0,
@@ -35,6 +37,9 @@ enum settings_field {
 	SET_LOG_LEVEL = 1u << 12,
 	SET_FOREGROUND = 1u << 13,
 	SET_BPF_PIN_DIR = 1u << 14,
+	SET_BIRD_ROUTES = 1u << 15,
+	SET_ARP_REFRESH = 1u << 16,
+	SET_GRACEFUL = 1u << 17,
 };
 
 struct settings {
@@ -50,6 +55,9 @@ struct settings {
 	char *api_listen;     /* "host:port", "[v6]:port" */
 	char *api_token_file; /* bearer token for the API; NULL: no auth */
 	char *bird_socket;
+	char *bird_routes;           /* directory of the route files BIRD includes */
+	uint32_t arp_refresh_ms;     /* gratuitous ARP / NA refresh period; 0: none */
+	uint32_t graceful_shutdown_ms; /* BGP: GRACEFUL_SHUTDOWN period before withdrawing */
 	enum dataplane_kind dataplane;
 	char *bpf_pin_dir; /* where the XDP plane pins its program and maps */
 	char *state_dir;

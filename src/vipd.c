@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "announce/announcer.h"
+#include "announce/arp.h"
 #include "api/api.h"
 #include "cloud/ipam.h"
 #include "config.h"
@@ -88,8 +89,6 @@ static int validate_settings(const struct settings *s, struct ipam_range **range
 		fprintf(stderr, "vipd: --arp needs --adapter IFACE\n");
 		bad++;
 	}
-	if (s->arp)
-		fprintf(stderr, "vipd: --arp: L2 announcing is not available yet\n"), bad++;
 	if (s->bgp)
 		fprintf(stderr, "vipd: --bgp: announcing through BIRD is not available yet\n"), bad++;
 	if (s->project || s->facility || s->metro) {
@@ -283,9 +282,14 @@ static int setup_planes(struct daemon *d)
 			return err;
 	} else {
 		d->dp = dataplane_none_new();
+		if (!d->dp)
+			return -ENOMEM;
 	}
+	if (d->settings.arp)
+		return arp_announcer_new(d->loop, d->settings.adapter,
+					 d->settings.arp_refresh_ms / 1000.0, &d->an);
 	d->an = announcer_none_new();
-	return d->dp && d->an ? 0 : -ENOMEM;
+	return d->an ? 0 : -ENOMEM;
 }
 
 static bool same_ranges(const struct settings *a, const struct settings *b)

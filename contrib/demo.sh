@@ -1,7 +1,8 @@
 #!/bin/bash
 # vipd demo: builds vipd and runs it on a "node" network namespace between a client and three
-# backends (all namespaces made here), with the XDP data plane. Load balancers are created
-# through the REST API with vipctl; the client sends real TCP and UDP traffic over IPv4 and
+# backends (all namespaces made here), with the XDP data plane and L2 announcing (--arp) on the
+# client's link. Load balancers are created through the REST API with vipctl; the client learns
+# each VIP from vipd's gratuitous ARP / NA and sends real TCP and UDP traffic over IPv4 and
 # IPv6 through fullnat, nat and dsr VIPs; a backend is drained while a connection to it stays
 # up; vipd is killed with -9 in the middle of a transfer and restarted. Prints a summary.
 # Installs its Debian dependencies first (needs root, for apt-get, netns and XDP).
@@ -75,9 +76,11 @@ ip -n "$NODE" addr add fd00:201::1/64 dev n0 nodad
 ip -n "$CLIENT" link set c0 up
 ip -n "$NODE" link set n0 up
 peer_end "$CLIENT" c0
-# Neither --arp nor --bgp: the operator routes the VIP ranges to the node.
-ip -n "$CLIENT" route add 10.201.100.0/24 via 10.201.0.1
-ip -n "$CLIENT" -6 route add fd00:201:100::/64 via fd00:201::1
+# The VIPs come from the client's own subnet and are announced by vipd (--arp): the client
+# accepts gratuitous ARP for addresses it never asked about (and, for IPv6, unsolicited NAs,
+# which Linux takes only on interfaces that forward).
+in_ns "$CLIENT" sysctl -qw net.ipv4.conf.c0.arp_accept=1 net.ipv6.conf.c0.forwarding=1 \
+	net.ipv6.conf.c0.accept_untracked_na=1
 for i in 1 2 3; do
 	ns=$P-b$i
 	ip link add b0 netns "$ns" type veth peer name "n$i" netns "$NODE"
@@ -98,8 +101,9 @@ for i in 1 2 3; do
 done
 
 start_vipd() {
-	nsenter --net="/run/netns/$NODE" "$VIPD" --foreground --dataplane xdp --adapter n0 --bpf-pin-dir "$PIN" \
-		--ipam-range 10.201.100.10-10.201.100.50 --ipam-range fd00:201:100::/120 \
+	nsenter --net="/run/netns/$NODE" "$VIPD" --foreground --dataplane xdp --adapter n0 \
+		--arp --arp-refresh 1s --bpf-pin-dir "$PIN" \
+		--ipam-range 10.201.0.100-10.201.0.150 --ipam-range fd00:201::100-fd00:201::1ff \
 		--state-dir "$WORK/state" >>"$WORK/vipd.log" 2>&1 &
 	VIPD_PID=$!
 	for _ in $(seq 100); do
@@ -111,7 +115,7 @@ start_vipd() {
 	exit 1
 }
 
-say "starting vipd --dataplane xdp --adapter n0 in the node namespace"
+say "starting vipd --dataplane xdp --arp --adapter n0 in the node namespace"
 start_vipd
 grep -E 'XDP|sysctl' "$WORK/vipd.log" | sed 's/^/  /'
 
@@ -127,7 +131,7 @@ ctl backend add web 10.201.2.2:8080 --weight 1 >/dev/null
 ctl backend add web 10.201.3.2:8080 --weight 2 >/dev/null
 ctl lb create dns --port 53 --protocol udp --forwarding nat >/dev/null
 for i in 1 2 3; do ctl backend add dns "10.201.$i.2:8080" >/dev/null; done
-ctl lb create web6 --port 80 --vip fd00:201:100::80 --forwarding fullnat >/dev/null
+ctl lb create web6 --port 80 --vip fd00:201::180 --forwarding fullnat >/dev/null
 for i in 1 2 3; do ctl backend add web6 "[fd00:201:$i::2]:8080" >/dev/null; done
 ctl lb create direct --port 8080 --forwarding dsr >/dev/null
 for i in 1 2 3; do ctl backend add direct "10.201.$i.2:8080" >/dev/null; done
@@ -137,6 +141,17 @@ DIRECT=$(vip_of direct)
 for i in 1 2 3; do ip -n "$P-b$i" addr add "$DIRECT/32" dev lo; done
 ctl lb list
 
+say "the client learned the VIPs from vipd's announcements, before sending anything to them"
+sleep 0.3
+NODE_MAC=$(ip -n "$NODE" -j link show n0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["address"])')
+learned=0
+for v in "$WEB" "$DNS" fd00:201::180 "$DIRECT"; do
+	mac=$(ip -n "$CLIENT" neigh show "$v" dev c0 | awk '{print $3}')
+	echo "  $v -> ${mac:-?} (node n0: $NODE_MAC)"
+	[ "$mac" = "$NODE_MAC" ] && learned=$((learned + 1))
+done
+note "L2 announcing: the client learned $learned of 4 VIPs from gratuitous ARP / NA (node MAC $NODE_MAC)"
+
 say "traffic from the client namespace through the VIPs"
 r=$(client spread "$WEB" 80 400)
 echo "  web    $WEB:80/tcp fullnat, weights 1:1:2, 400 connections: $(spread_line "$r")"
@@ -144,8 +159,8 @@ note "fullnat IPv4 TCP, weights 1:1:2: $(spread_line "$r")"
 r=$(client spread "$DNS" 53 300 udp)
 echo "  dns    $DNS:53/udp nat, 300 datagrams: $(spread_line "$r")"
 note "nat IPv4 UDP: $(spread_line "$r")"
-r=$(client spread fd00:201:100::80 80 300)
-echo "  web6   [fd00:201:100::80]:80/tcp fullnat, 300 connections: $(spread_line "$r")"
+r=$(client spread fd00:201::180 80 300)
+echo "  web6   [fd00:201::180]:80/tcp fullnat, 300 connections: $(spread_line "$r")"
 note "fullnat IPv6 TCP: $(spread_line "$r")"
 r=$(client spread "$DIRECT" 8080 300)
 echo "  direct $DIRECT:8080/tcp dsr (replies go straight to the client), 300 connections: $(spread_line "$r")"
@@ -186,4 +201,5 @@ note "kill -9 during a transfer: $r; new connections after restart: $(spread_lin
 say "summary"
 for line in "${SUMMARY[@]}"; do echo "  $line"; done
 echo "  vipd's log: XDP on $(grep -c 'XDP program attached' "$WORK/vipd.log") interfaces at first start;"
-echo "  on exit the program stays attached (vipd --xdp-unload removes it; this demo does)."
+echo "  on exit the program stays attached (vipd --xdp-unload removes it; this demo does)"
+echo "  and the VIPs are withdrawn from the adapter."

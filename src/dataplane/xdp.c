@@ -336,6 +336,22 @@ static int pin_all(struct xdp_plane *x)
 	return 0;
 }
 
+/*
+ * Packets the program hands to the kernel after rewriting (next hop not yet resolved) carry a
+ * source that is this node's own when the VIP or the FULLNAT address is local (a VIP on the
+ * adapter in L2 mode, on lo in BGP mode); DSR backends answering through the node do too.
+ * The kernel forwards them only with accept_local on the interface they arrive on.
+ */
+static int accept_local(int ifindex)
+{
+	char path[128], ifn[IF_NAMESIZE];
+
+	if (!if_indextoname((unsigned)ifindex, ifn))
+		return -errno;
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv4/conf/%s/accept_local", ifn);
+	return sysctl_set(path, "1");
+}
+
 /* ---- attaching ---- */
 
 /* The XDP program on ifindex: 0 and its id, name and mode, or -ENOENT if none. */
@@ -429,7 +445,7 @@ static int attach_iface(struct xdp_plane *x, int ifindex)
 		return err;
 	}
 	x->ifaces[x->n_ifaces++] = (struct xdp_iface){ .ifindex = ifindex, .mode = mode };
-	return 0;
+	return accept_local(ifindex);
 }
 
 /* ---- the backend index ---- */
@@ -1166,24 +1182,12 @@ static const struct dataplane_ops xdp_ops = {
 	.free = xdp_free,
 };
 
-/*
- * The kernel must forward for bpf_fib_lookup() to answer, and an IPv4 FULLNAT packet that the
- * program hands to the kernel (next hop not yet resolved) carries the node's own address as
- * its source, which the kernel accepts only with accept_local.
- */
-static int forwarding_sysctls(int adapter)
+/* The kernel must forward for bpf_fib_lookup() to answer. */
+static int forwarding_sysctls(void)
 {
-	char path[128], ifn[IF_NAMESIZE];
-	int err;
+	int err = sysctl_set("/proc/sys/net/ipv4/ip_forward", "1");
 
-	err = sysctl_set("/proc/sys/net/ipv4/ip_forward", "1");
-	if (!err)
-		err = sysctl_set("/proc/sys/net/ipv6/conf/all/forwarding", "1");
-	if (!err && if_indextoname((unsigned)adapter, ifn)) {
-		snprintf(path, sizeof(path), "/proc/sys/net/ipv4/conf/%s/accept_local", ifn);
-		err = sysctl_set(path, "1");
-	}
-	return err;
+	return err ? err : sysctl_set("/proc/sys/net/ipv6/conf/all/forwarding", "1");
 }
 
 int xdp_plane_new(const struct xdp_options *opt, struct dataplane **out)
@@ -1215,7 +1219,7 @@ int xdp_plane_new(const struct xdp_options *opt, struct dataplane **out)
 	}
 	for (__u32 i = 0; i < VIPD_RING_SIZE; i++)
 		x->ring_keys[i] = i;
-	err = forwarding_sysctls(x->adapter);
+	err = forwarding_sysctls();
 	if (err)
 		goto fail;
 	err = pin_dir_prepare(x->pin_dir);

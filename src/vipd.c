@@ -15,6 +15,7 @@
 
 #include "announce/announcer.h"
 #include "announce/arp.h"
+#include "announce/bird.h"
 #include "api/api.h"
 #include "cloud/ipam.h"
 #include "config.h"
@@ -89,8 +90,6 @@ static int validate_settings(const struct settings *s, struct ipam_range **range
 		fprintf(stderr, "vipd: --arp needs --adapter IFACE\n");
 		bad++;
 	}
-	if (s->bgp)
-		fprintf(stderr, "vipd: --bgp: announcing through BIRD is not available yet\n"), bad++;
 	if (s->project || s->facility || s->metro) {
 		fprintf(stderr, "vipd: --project/--facility/--metro: Equinix Metal elastic IPs are not "
 				"available yet\n");
@@ -288,6 +287,16 @@ static int setup_planes(struct daemon *d)
 	if (d->settings.arp)
 		return arp_announcer_new(d->loop, d->settings.adapter,
 					 d->settings.arp_refresh_ms / 1000.0, &d->an);
+	if (d->settings.bgp) {
+		struct bird_options bo = {
+			.socket_path = d->settings.bird_socket,
+			.routes_dir = d->settings.bird_routes,
+			.graceful_s = d->settings.graceful_shutdown_ms / 1000.0,
+			.addr_iface = "lo",
+		};
+
+		return bird_announcer_new(d->loop, &bo, &d->an);
+	}
 	d->an = announcer_none_new();
 	return d->an ? 0 : -ENOMEM;
 }

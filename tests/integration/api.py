@@ -32,7 +32,7 @@ ok(r.returncode == 0 and r.stdout.startswith("vipd "), "vipd -v prints the versi
 r = run([VIPD, "--dataplane", "dpdk"])
 ok(r.returncode == 2 and "--dataplane" in r.stderr, "a bad flag value exits 2 naming the flag",
    r.stderr)
-for flag in (["--bgp"], ["--project", "p", "--metro", "am"], ["--dataplane", "ipvs"]):
+for flag in (["--project", "p", "--metro", "am"], ["--dataplane", "ipvs"]):
     r = run([VIPD, "--check-config"] + flag)
     ok(r.returncode == 1 and "not available yet" in r.stderr,
        f"{' '.join(flag)} is refused as not available yet, not ignored", r.stderr)

@@ -24,7 +24,8 @@ r = run([VIPD, "--help"])
 flags = ["--arp", "--bgp", "--adapter", "--ipam-range", "--project", "--facility", "--metro",
          "--api-listen", "--bird-socket", "--dataplane", "--config", "--state-dir",
          "--check-config", "--log-level", "--foreground", "--version", "--help",
-         "--bpf-pin-dir", "--xdp-unload", "--arp-refresh"]
+         "--bpf-pin-dir", "--xdp-unload", "--arp-refresh", "--bird-routes",
+         "--graceful-shutdown"]
 ok(r.returncode == 0 and all(f in r.stdout for f in flags), "vipd --help documents every flag",
    r.stdout + r.stderr)
 r = run([VIPD, "-v"])

@@ -4,7 +4,9 @@
 # client's link. Load balancers are created through the REST API with vipctl; the client learns
 # each VIP from vipd's gratuitous ARP / NA and sends real TCP and UDP traffic over IPv4 and
 # IPv6 through fullnat, nat and dsr VIPs; a backend is drained while a connection to it stays
-# up; vipd is killed with -9 in the middle of a transfer and restarted. Prints a summary.
+# up; vipd is killed with -9 in the middle of a transfer and restarted. Then BGP mode: vipd
+# restarts with --bgp, hands its VIPs to a BIRD on the node, which announces them to a BIRD on
+# a router namespace; the router's traffic reaches the VIPs. Prints a summary.
 # Installs its Debian dependencies first (needs root, for apt-get, netns and XDP).
 set -eu -o pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +16,8 @@ D=$TOP/contrib/demo
 P=vd$$ # namespace prefix
 NODE=$P-node
 CLIENT=$P-client
+ROUTER=$P-router
+BIRD_PIDS=()
 WORK=$(mktemp -d /tmp/vipd-demo.XXXXXX)
 PIN=/sys/fs/bpf/vipd-demo-$$
 VIPD_PID=
@@ -26,10 +30,10 @@ note() { SUMMARY+=("$*"); }
 cleanup() {
 	set +e
 	[ -n "$VIPD_PID" ] && kill "$VIPD_PID" 2>/dev/null && wait "$VIPD_PID" 2>/dev/null
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	for p in "${PIDS[@]}" "${BIRD_PIDS[@]}"; do kill "$p" 2>/dev/null; done
 	[ -x "$B/vipd" ] && [ -e "/run/netns/$NODE" ] &&
 		nsenter --net="/run/netns/$NODE" "$B/vipd" --xdp-unload --bpf-pin-dir "$PIN" >/dev/null 2>&1
-	for ns in "$CLIENT" "$NODE" "$P-b1" "$P-b2" "$P-b3"; do ip netns del "$ns" 2>/dev/null; done
+	for ns in "$CLIENT" "$NODE" "$ROUTER" "$P-b1" "$P-b2" "$P-b3"; do ip netns del "$ns" 2>/dev/null; done
 	rm -rf "$WORK" "$PIN"
 }
 trap cleanup EXIT
@@ -100,9 +104,10 @@ for i in 1 2 3; do
 	PIDS+=($!)
 done
 
+ANNOUNCE=(--adapter n0 --arp --arp-refresh 1s)
 start_vipd() {
-	nsenter --net="/run/netns/$NODE" "$VIPD" --foreground --dataplane xdp --adapter n0 \
-		--arp --arp-refresh 1s --bpf-pin-dir "$PIN" \
+	nsenter --net="/run/netns/$NODE" "$VIPD" --foreground --dataplane xdp "${ANNOUNCE[@]}" \
+		--bpf-pin-dir "$PIN" \
 		--ipam-range 10.201.0.100-10.201.0.150 --ipam-range fd00:201::100-fd00:201::1ff \
 		--state-dir "$WORK/state" >>"$WORK/vipd.log" 2>&1 &
 	VIPD_PID=$!
@@ -198,8 +203,81 @@ r2=$(client spread "$WEB" 80 100)
 echo "  after the restart, 100 new connections: $(spread_line "$r2")"
 note "kill -9 during a transfer: $r; new connections after restart: $(spread_line "$r2")"
 
+say "BGP mode: vipd --bgp hands the VIPs to BIRD on the node, which announces them to a router"
+ip netns add "$ROUTER"
+ip -n "$ROUTER" link set lo up
+ip link add r0 netns "$ROUTER" type veth peer name n9 netns "$NODE"
+ip -n "$ROUTER" addr add 10.201.9.2/24 dev r0
+ip -n "$NODE" addr add 10.201.9.1/24 dev n9
+ip -n "$ROUTER" link set r0 up
+ip -n "$NODE" link set n9 up
+peer_end "$ROUTER" r0
+mkdir -p "$WORK/bird"
+# The shipped snippet, pointed at this demo's route directory instead of /run/vipd.
+sed "s|/run/vip\[d\]|$WORK/bir[d]|g" "$TOP/bird/vipd.conf" >"$WORK/bird/vipd.conf"
+TIMERS="connect delay time 1; connect retry time 1; error wait time 1, 2;"
+cat >"$WORK/bird/node.conf" <<EOF
+router id 10.201.9.1;
+protocol device {}
+include "$WORK/bird/vipd.conf";
+protocol bgp upstream {
+	local 10.201.9.1 as 65001; neighbor 10.201.9.2 as 65000; $TIMERS
+	ipv4 { import none; export filter vipd_export; };
+}
+EOF
+cat >"$WORK/bird/router.conf" <<EOF
+router id 10.201.9.2;
+protocol device {}
+protocol kernel { ipv4 { import none; export all; }; }
+protocol bgp node {
+	local 10.201.9.2 as 65000; neighbor 10.201.9.1 as 65001; $TIMERS
+	ipv4 { import all; export none; };
+}
+EOF
+start_bird() { # NS NAME; started directly so that $! is BIRD's own pid
+	ip netns exec "$1" bird -f -c "$WORK/bird/$2.conf" -s "$WORK/bird/$2.ctl" \
+		-P "$WORK/bird/$2.pid" >"$WORK/bird/$2.log" 2>&1 &
+	BIRD_PIDS+=($!)
+}
+birdc_router() { ip netns exec "$ROUTER" birdc -s "$WORK/bird/router.ctl" "$@" 2>/dev/null; }
+routes() { birdc_router show route protocol node | grep -c '/32' || true; }
+start_bird "$NODE" node
+start_bird "$ROUTER" router
+kill "$VIPD_PID"
+wait "$VIPD_PID" 2>/dev/null || true
+VIPD_PID=
+ANNOUNCE=(--adapter n9 --bgp --bird-socket "$WORK/bird/node.ctl" --bird-routes "$WORK/bird")
+start_vipd
+echo "  vipd restarted with --bgp --adapter n9 (the router's link): same state, pinned maps"
+n=0
+for _ in $(seq 100); do
+	n=$(routes)
+	[ "$n" -ge 3 ] && break
+	sleep 0.1
+done
+echo "  the router learned $n VIP routes over BGP:"
+birdc_router show route protocol node | sed -n '3,$s/^/    /p'
+r=$(in_ns "$ROUTER" timeout 60 python3 "$D/client.py" spread "$WEB" 80 200)
+echo "  200 connections from the router to web $WEB:80 over the BGP route: $(spread_line "$r")"
+note "BGP: the router learned $n VIP routes from BIRD; router -> web: $(spread_line "$r")"
+ctl lb delete direct >/dev/null
+t0=$(date +%s%N)
+for _ in $(seq 200); do
+	birdc_router show route "$DIRECT/32" | grep -q "$DIRECT/32" || break
+	sleep 0.01
+done
+ms=$((($(date +%s%N) - t0) / 1000000))
+echo "  lb delete direct: $DIRECT/32 withdrawn at the router within ${ms} ms"
+note "BGP: deleting a load balancer withdrew its route at the router within ${ms} ms"
+kill "$VIPD_PID"
+wait "$VIPD_PID" 2>/dev/null || true
+VIPD_PID=
+sleep 0.5
+echo "  SIGTERM: vipd withdrew its routes; the router has $(routes) left"
+note "BGP: after vipd's SIGTERM the router has $(routes) VIP routes"
+
 say "summary"
 for line in "${SUMMARY[@]}"; do echo "  $line"; done
 echo "  vipd's log: XDP on $(grep -c 'XDP program attached' "$WORK/vipd.log") interfaces at first start;"
 echo "  on exit the program stays attached (vipd --xdp-unload removes it; this demo does)"
-echo "  and the VIPs are withdrawn from the adapter."
+echo "  and the VIPs are withdrawn (ARP: addresses removed; BGP: routes withdrawn)."

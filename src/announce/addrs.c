@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "nlattr.h"
 
 /*
  * Raw rtnetlink rather than libnl-route: libnl 3.7's rtnl_addr knows no IFA_PROTO (its parser
@@ -47,12 +48,8 @@ struct addrs_req {
 
 static void req_attr(struct addrs_req *r, unsigned short type, const void *data, size_t len)
 {
-	struct rtattr *a = (struct rtattr *)((char *)r + NLMSG_ALIGN(r->nh.nlmsg_len));
-
-	a->rta_type = type;
-	a->rta_len = (unsigned short)RTA_LENGTH(len);
-	memcpy(RTA_DATA(a), data, len);
-	r->nh.nlmsg_len = NLMSG_ALIGN(r->nh.nlmsg_len) + RTA_ALIGN(a->rta_len);
+	/* Sized for the few attributes of one address: never short. */
+	nlattr_put(&r->nh, sizeof(*r), type, data, len);
 }
 
 int addrs_parse(const void *msg, size_t len, struct addrs_entry *out)

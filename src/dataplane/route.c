@@ -8,6 +8,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "nlattr.h"
+
 struct nl_req {
 	struct nlmsghdr nh;
 	union {
@@ -16,16 +18,6 @@ struct nl_req {
 	};
 	char attrs[64];
 };
-
-static void add_attr(struct nl_req *r, unsigned short type, const void *data, size_t len)
-{
-	struct rtattr *a = (struct rtattr *)((char *)r + NLMSG_ALIGN(r->nh.nlmsg_len));
-
-	a->rta_type = type;
-	a->rta_len = RTA_LENGTH(len);
-	memcpy(RTA_DATA(a), data, len);
-	r->nh.nlmsg_len = NLMSG_ALIGN(r->nh.nlmsg_len) + RTA_ALIGN(a->rta_len);
-}
 
 /* Sends one request and reads its one answer into buf: its length, or -errno. */
 static ssize_t nl_transact(struct nl_req *r, char *buf, size_t buflen)
@@ -104,7 +96,8 @@ int route_get(const struct ip_addr *dst, struct route_info *out)
 	r.nh.nlmsg_flags = NLM_F_REQUEST;
 	r.rt.rtm_family = (unsigned char)dst->family;
 	r.rt.rtm_dst_len = dst->family == AF_INET ? 32 : 128;
-	add_attr(&r, RTA_DST, dst->bytes, ip_addr_len(dst));
+	if (nlattr_put(&r.nh, sizeof(r), RTA_DST, dst->bytes, ip_addr_len(dst)))
+		return -EMSGSIZE;
 	n = nl_transact(&r, buf, sizeof(buf));
 	if (n < 0)
 		return (int)n;
@@ -127,7 +120,8 @@ int route_neigh_probe(int ifindex, const struct ip_addr *addr)
 	r.nd.ndm_ifindex = ifindex;
 	r.nd.ndm_state = NUD_NONE;
 	r.nd.ndm_flags = NTF_USE;
-	add_attr(&r, NDA_DST, addr->bytes, ip_addr_len(addr));
+	if (nlattr_put(&r.nh, sizeof(r), NDA_DST, addr->bytes, ip_addr_len(addr)))
+		return -EMSGSIZE;
 	n = nl_transact(&r, buf, sizeof(buf));
 	if (n < 0)
 		return (int)n;

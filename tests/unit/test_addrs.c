@@ -11,6 +11,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "nlattr.h"
+
 #include "announce/addrs.h"
 
 struct msg {
@@ -36,12 +38,8 @@ static void msg_start(struct msg *m, unsigned short type, int family, int ifinde
 static void msg_attr(struct msg *m, unsigned short type, const void *data, size_t len)
 {
 	struct nlmsghdr *nh = (struct nlmsghdr *)m->buf;
-	struct rtattr *a = (struct rtattr *)(m->buf + NLMSG_ALIGN(nh->nlmsg_len));
 
-	a->rta_type = type;
-	a->rta_len = (unsigned short)RTA_LENGTH(len);
-	memcpy(RTA_DATA(a), data, len);
-	nh->nlmsg_len = NLMSG_ALIGN(nh->nlmsg_len) + RTA_ALIGN(a->rta_len);
+	assert_int_equal(nlattr_put(nh, sizeof(m->buf), type, data, len), 0);
 	m->len = nh->nlmsg_len;
 }
 

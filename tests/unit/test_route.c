@@ -10,6 +10,8 @@
 #include <arpa/inet.h>
 #include <cmocka.h>
 
+#include "nlattr.h"
+
 #include "dataplane/route.h"
 
 struct msg {
@@ -34,12 +36,8 @@ static struct nlmsghdr *msg_start(struct msg *m, unsigned char type)
 static void msg_attr(struct msg *m, unsigned short type, const void *data, size_t len)
 {
 	struct nlmsghdr *nh = (struct nlmsghdr *)m->buf;
-	struct rtattr *a = (struct rtattr *)(m->buf + NLMSG_ALIGN(nh->nlmsg_len));
 
-	a->rta_type = type;
-	a->rta_len = (unsigned short)RTA_LENGTH(len);
-	memcpy(RTA_DATA(a), data, len);
-	nh->nlmsg_len = NLMSG_ALIGN(nh->nlmsg_len) + RTA_ALIGN(a->rta_len);
+	assert_int_equal(nlattr_put(nh, sizeof(m->buf), type, data, len), 0);
 	m->len = nh->nlmsg_len;
 }
 

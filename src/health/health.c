@@ -1,0 +1,444 @@
+/* The health checker: targets, schedule, rise/fall; see health.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include "health/probe.h"
+#include "log.h"
+
+struct health_checker {
+	struct ev_loop *loop;
+	health_change_fn on_change;
+	void *arg;
+	struct hc_target **buckets;
+	size_t n_buckets;
+	size_t n_targets;
+	SSL_CTX *ssl_ctx;
+};
+
+void health_machine_init(struct health_machine *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->state = BACKEND_HEALTH_UNKNOWN;
+}
+
+bool health_machine_step(struct health_machine *m, bool ok, uint32_t rise, uint32_t fall)
+{
+	enum backend_health old = m->state;
+
+	if (ok) {
+		m->fail_run = 0;
+		if (m->ok_run < UINT32_MAX)
+			m->ok_run++;
+		if (m->ok_run >= (rise ? rise : 1))
+			m->state = BACKEND_HEALTH_UP;
+	} else {
+		m->ok_run = 0;
+		if (m->fail_run < UINT32_MAX)
+			m->fail_run++;
+		if (m->fail_run >= (fall ? fall : 1))
+			m->state = BACKEND_HEALTH_DOWN;
+	}
+	return m->state != old;
+}
+
+static uint64_t fnv1a(uint64_t h, const char *s)
+{
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+static uint64_t target_hash(const char *lb_uuid, const char *be_uuid)
+{
+	return fnv1a(fnv1a(0xcbf29ce484222325ULL, lb_uuid), be_uuid);
+}
+
+uint32_t health_first_delay_ms(const char *lb_uuid, const char *backend_uuid, uint32_t interval_ms)
+{
+	uint64_t h = target_hash(lb_uuid, backend_uuid);
+
+	/* FNV's low bits mix poorly on similar keys; fold the high half in. */
+	h ^= h >> 32;
+	return interval_ms ? (uint32_t)(h % interval_ms) : 0;
+}
+
+struct ev_loop *probe_loop(const struct hc_target *t)
+{
+	return t->owner->loop;
+}
+
+SSL_CTX *probe_ssl_ctx(struct hc_target *t)
+{
+	struct health_checker *hc = t->owner;
+
+	if (!hc->ssl_ctx) {
+		SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+		if (!ctx)
+			return NULL;
+		/* Servers that close without close_notify still end a close-delimited body. */
+		SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+		SSL_CTX_set_default_verify_paths(ctx);
+		hc->ssl_ctx = ctx;
+	}
+	return hc->ssl_ctx;
+}
+
+const char *probe_errno_reason(int err)
+{
+	switch (err) {
+	case ECONNREFUSED:
+		return "refused";
+	case ETIMEDOUT:
+		return "timeout";
+	case EHOSTUNREACH:
+	case ENETUNREACH:
+		return "unreachable";
+	case ECONNRESET:
+		return "reset";
+	default:
+		return strerror(err);
+	}
+}
+
+void probe_want(struct hc_target *t, int events)
+{
+	if ((t->io.events & (EV_READ | EV_WRITE)) == events)
+		return;
+	ev_io_stop(probe_loop(t), &t->io);
+	ev_io_set(&t->io, t->fd, events);
+	ev_io_start(probe_loop(t), &t->io);
+}
+
+static void probe_release(struct hc_target *t)
+{
+	struct ev_loop *loop = probe_loop(t);
+
+	ev_io_stop(loop, &t->io);
+	ev_timer_stop(loop, &t->deadline);
+	if (t->ssl) {
+		SSL_free(t->ssl);
+		t->ssl = NULL;
+	}
+	if (t->fd >= 0) {
+		close(t->fd);
+		t->fd = -1;
+	}
+	free(t->resp);
+	t->resp = NULL;
+	t->busy = false;
+}
+
+void probe_finish(struct hc_target *t, bool ok, const char *reason)
+{
+	struct health_checker *hc = t->owner;
+	enum backend_health old = t->m.state;
+	struct timespec now;
+	int64_t us;
+
+	if (!t->busy)
+		return;
+	probe_release(t);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	us = (int64_t)(now.tv_sec - t->t0.tv_sec) * 1000000 + (now.tv_nsec - t->t0.tv_nsec) / 1000;
+	t->st.latency_us = us < 0 ? 0 : us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+	snprintf(t->st.reason, sizeof(t->st.reason), "%s", reason);
+	if (ok)
+		t->st.n_ok++;
+	else
+		t->st.n_fail++;
+	if (!health_machine_step(&t->m, ok, t->cfg.rise_count, t->cfg.fail_count)) {
+		t->st.ok_run = t->m.ok_run;
+		t->st.fail_run = t->m.fail_run;
+		return;
+	}
+	t->st.state = t->m.state;
+	t->st.ok_run = t->m.ok_run;
+	t->st.fail_run = t->m.fail_run;
+	t->st.n_transitions++;
+	{
+		char ip[IP_ADDR_STRLEN];
+
+		log_info("health: lb=%s backend=%s addr=%s port=%u %s -> %s reason=\"%s\" after=%u",
+			 t->lb_uuid, t->be_uuid, ip_addr_str(&t->ip, ip), t->port,
+			 backend_health_name(old), backend_health_name(t->m.state), t->st.reason,
+			 ok ? t->m.ok_run : t->m.fail_run);
+	}
+	if (hc->on_change)
+		hc->on_change(hc->arg, t->lb_uuid, t->be_uuid, t->m.state, t->st.reason);
+}
+
+static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	probe_finish(probe_container_of(w, struct hc_target, deadline), false, "timeout");
+}
+
+static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct hc_target *t = probe_container_of(w, struct hc_target, tick);
+	int rc;
+
+	(void)revents;
+	/* A probe slower than the interval (timeout > interval) finishes before the next. */
+	if (t->busy)
+		return;
+	t->busy = true;
+	t->phase = 0;
+	t->sent = 0;
+	clock_gettime(CLOCK_MONOTONIC, &t->t0);
+	ev_timer_set(&t->deadline, t->cfg.timeout_ms / 1000.0, 0.);
+	ev_timer_start(loop, &t->deadline);
+	switch (t->cfg.type) {
+	case HC_TCP:
+		rc = probe_tcp_start(t);
+		break;
+	case HC_HTTP:
+	case HC_HTTPS:
+		rc = probe_http_start(t);
+		break;
+	case HC_UDP:
+		rc = probe_udp_start(t);
+		break;
+	default:
+		rc = -EINVAL;
+		break;
+	}
+	if (rc < 0)
+		probe_finish(t, false, probe_errno_reason(-rc));
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+static bool hc_equal(const struct health_check *a, const struct health_check *b)
+{
+	return a->type == b->type && a->interval_ms == b->interval_ms &&
+	       a->timeout_ms == b->timeout_ms && a->fail_count == b->fail_count &&
+	       a->rise_count == b->rise_count && a->port == b->port &&
+	       a->tls_verify == b->tls_verify && a->n_expected_status == b->n_expected_status &&
+	       !memcmp(a->expected_status, b->expected_status,
+		       a->n_expected_status * sizeof(a->expected_status[0])) &&
+	       str_eq(a->http_path, b->http_path) && str_eq(a->host, b->host) &&
+	       str_eq(a->expect_body, b->expect_body) && str_eq(a->udp_payload, b->udp_payload) &&
+	       str_eq(a->udp_expect, b->udp_expect);
+}
+
+static void target_free(struct hc_target *t)
+{
+	if (t->busy)
+		probe_release(t);
+	ev_timer_stop(probe_loop(t), &t->tick);
+	health_check_clear(&t->cfg);
+	free(t->tls_name);
+	free(t->http_req);
+	free(t);
+}
+
+static struct hc_target *target_new(struct health_checker *hc, const struct lb *lb,
+				    const struct backend *b)
+{
+	struct hc_target *t = calloc(1, sizeof(*t));
+	char ip[IP_ADDR_STRLEN];
+	double first;
+
+	if (!t)
+		return NULL;
+	t->owner = hc;
+	t->fd = -1;
+	memcpy(t->lb_uuid, lb->uuid, UUID_STR_LEN);
+	memcpy(t->be_uuid, b->uuid, UUID_STR_LEN);
+	t->ip = b->ip;
+	t->port = lb->hc.port ? lb->hc.port : b->port;
+	if (health_check_copy(&t->cfg, &lb->hc) < 0) {
+		free(t);
+		return NULL;
+	}
+	if (b->ip.family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&t->sa;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_addr = b->ip.v6;
+		s6->sin6_port = htons(t->port);
+		t->salen = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&t->sa;
+
+		s4->sin_family = AF_INET;
+		s4->sin_addr = b->ip.v4;
+		s4->sin_port = htons(t->port);
+		t->salen = sizeof(*s4);
+	}
+	t->tls_name = strdup(t->cfg.host ? t->cfg.host : ip_addr_str(&b->ip, ip));
+	if (!t->tls_name || ((t->cfg.type == HC_HTTP || t->cfg.type == HC_HTTPS) &&
+			     probe_http_prepare(t) < 0)) {
+		health_check_clear(&t->cfg);
+		free(t->tls_name);
+		free(t);
+		return NULL;
+	}
+	health_machine_init(&t->m);
+	t->st.state = BACKEND_HEALTH_UNKNOWN;
+	snprintf(t->st.reason, sizeof(t->st.reason), "not probed yet");
+	ev_init(&t->deadline, deadline_cb);
+	first = health_first_delay_ms(t->lb_uuid, t->be_uuid, t->cfg.interval_ms) / 1000.0;
+	ev_timer_init(&t->tick, tick_cb, first, (t->cfg.interval_ms ? t->cfg.interval_ms : 1000) / 1000.0);
+	ev_timer_start(hc->loop, &t->tick);
+	return t;
+}
+
+static struct hc_target **target_slot(const struct health_checker *hc, const char *lb_uuid,
+				      const char *be_uuid)
+{
+	struct hc_target **p = &hc->buckets[target_hash(lb_uuid, be_uuid) % hc->n_buckets];
+
+	for (; *p; p = &(*p)->next)
+		if (!strcmp((*p)->lb_uuid, lb_uuid) && !strcmp((*p)->be_uuid, be_uuid))
+			break;
+	return p;
+}
+
+static int grow(struct health_checker *hc)
+{
+	size_t n = hc->n_buckets * 2;
+	struct hc_target **nb = calloc(n, sizeof(*nb));
+
+	if (!nb)
+		return -ENOMEM;
+	for (size_t i = 0; i < hc->n_buckets; i++) {
+		struct hc_target *t = hc->buckets[i], *next;
+
+		for (; t; t = next) {
+			size_t j = target_hash(t->lb_uuid, t->be_uuid) % n;
+
+			next = t->next;
+			t->next = nb[j];
+			nb[j] = t;
+		}
+	}
+	free(hc->buckets);
+	hc->buckets = nb;
+	hc->n_buckets = n;
+	return 0;
+}
+
+struct health_checker *health_new(struct ev_loop *loop, health_change_fn on_change, void *arg)
+{
+	struct health_checker *hc = calloc(1, sizeof(*hc));
+
+	if (!hc)
+		return NULL;
+	hc->loop = loop;
+	hc->on_change = on_change;
+	hc->arg = arg;
+	hc->n_buckets = 64;
+	hc->buckets = calloc(hc->n_buckets, sizeof(*hc->buckets));
+	if (!hc->buckets) {
+		free(hc);
+		return NULL;
+	}
+	return hc;
+}
+
+static int sync_one(struct health_checker *hc, const struct lb *lb, const struct backend *b)
+{
+	struct hc_target **slot = target_slot(hc, lb->uuid, b->uuid), *t = *slot;
+	uint16_t port = lb->hc.port ? lb->hc.port : b->port;
+
+	if (t && hc_equal(&t->cfg, &lb->hc) && ip_addr_equal(&t->ip, &b->ip) && t->port == port) {
+		t->seen = true;
+		return 0;
+	}
+	if (t) {
+		/* New parameters start from unknown: old results say nothing about them. */
+		*slot = t->next;
+		target_free(t);
+		hc->n_targets--;
+	} else if (hc->n_targets >= hc->n_buckets && grow(hc) == 0) {
+		slot = target_slot(hc, lb->uuid, b->uuid);
+	}
+	t = target_new(hc, lb, b);
+	if (!t)
+		return -ENOMEM;
+	t->seen = true;
+	t->next = *slot;
+	*slot = t;
+	hc->n_targets++;
+	return 0;
+}
+
+int health_sync(struct health_checker *hc, const struct model *m)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < hc->n_buckets; i++)
+		for (struct hc_target *t = hc->buckets[i]; t; t = t->next)
+			t->seen = false;
+	for (size_t i = 0; i < model_count(m); i++) {
+		const struct lb *lb = model_at(m, i);
+
+		if (lb->hc.type == HC_NONE)
+			continue;
+		for (size_t j = 0; j < lb->n_backends; j++)
+			if (sync_one(hc, lb, &lb->backends[j]) < 0)
+				rc = -ENOMEM;
+	}
+	for (size_t i = 0; i < hc->n_buckets; i++) {
+		struct hc_target **p = &hc->buckets[i];
+
+		while (*p) {
+			struct hc_target *t = *p;
+
+			if (t->seen) {
+				p = &t->next;
+				continue;
+			}
+			*p = t->next;
+			target_free(t);
+			hc->n_targets--;
+		}
+	}
+	return rc;
+}
+
+int health_status(const struct health_checker *hc, const char *lb_uuid, const char *backend_uuid,
+		  struct health_status *out)
+{
+	struct hc_target *t = *target_slot(hc, lb_uuid, backend_uuid);
+
+	if (!t)
+		return -ENOENT;
+	*out = t->st;
+	return 0;
+}
+
+size_t health_count(const struct health_checker *hc)
+{
+	return hc->n_targets;
+}
+
+void health_free(struct health_checker *hc)
+{
+	if (!hc)
+		return;
+	for (size_t i = 0; i < hc->n_buckets; i++) {
+		struct hc_target *t = hc->buckets[i], *next;
+
+		for (; t; t = next) {
+			next = t->next;
+			target_free(t);
+		}
+	}
+	free(hc->buckets);
+	SSL_CTX_free(hc->ssl_ctx);
+	free(hc);
+}

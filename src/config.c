@@ -108,44 +108,13 @@ static const char *quoted(const char *s, char *buf, size_t n)
 
 
 
-static bool only_space(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
-			return false;
-	return true;
-}
-
 static cJSON *parse_json(struct cparse *c, const char *text, size_t len)
 {
-	const char *end = NULL;
-	unsigned line, col;
-	cJSON *root;
-	size_t off;
+	char err[160];
+	cJSON *root = json_parse_doc(text, len, err, sizeof(err));
 
-	root = text ? cJSON_ParseWithLengthOpts(text, len, &end, 0) : NULL;
-	if (!root) {
-		off = end && end >= text ? (size_t)(end - text) : 0;
-		if (off > len)
-			off = len;
-		text_position(text ? text : "", text ? off : 0, &line, &col);
-		if (!text || off >= len || only_space(text + off, len - off))
-			cerr(c, "", "line %u, column %u: JSON syntax error: unexpected end of the "
-			     "document", line, col);
-		else
-			cerr(c, "", "line %u, column %u: JSON syntax error", line, col);
-		return NULL;
-	}
-	off = (size_t)(end - text);
-	if (off < len && !only_space(text + off, len - off)) {
-		while (off < len && only_space(text + off, 1))
-			off++;
-		text_position(text, off, &line, &col);
-		cerr(c, "", "line %u, column %u: JSON syntax error: text after the end of the "
-		     "document", line, col);
-		cJSON_Delete(root);
-		return NULL;
-	}
+	if (!root)
+		cerr(c, "", "%s", err);
 	return root;
 }
 

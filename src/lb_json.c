@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 #define JPATH_MAX 256
 #define HC_STR_MAX 4096
 #define HC_INTERVAL_MIN_MS 100
@@ -261,6 +263,42 @@ int json_port(const cJSON *v, uint16_t *out)
 		return -EINVAL;
 	*out = (uint16_t)x;
 	return 0;
+}
+
+cJSON *json_parse_doc(const char *text, size_t len, char *err, size_t errlen)
+{
+	const char *end = NULL;
+	unsigned line, col;
+	cJSON *root;
+	size_t off;
+
+	if (!text) {
+		text = "";
+		len = 0;
+	}
+	root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+	if (!root) {
+		off = end && end >= text ? (size_t)(end - text) : 0;
+		if (off > len)
+			off = len;
+		text_position(text, off, &line, &col);
+		errbuf_printf(err, errlen, "line %u, column %u: JSON syntax error%s", line, col,
+			      off >= len || text_only_space(text + off, len - off)
+				      ? ": unexpected end of the document"
+				      : "");
+		return NULL;
+	}
+	off = (size_t)(end - text);
+	if (off < len && !text_only_space(text + off, len - off)) {
+		while (off < len && text_only_space(text + off, 1))
+			off++;
+		text_position(text, off, &line, &col);
+		errbuf_printf(err, errlen, "line %u, column %u: JSON syntax error: text after the end "
+			      "of the document", line, col);
+		cJSON_Delete(root);
+		return NULL;
+	}
+	return root;
 }
 
 int duration_parse_ms(const char *s, uint32_t *out)

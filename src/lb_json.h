@@ -48,5 +48,11 @@ int json_duration_ms(const cJSON *v, uint32_t *out);
 int duration_parse_ms(const char *s, uint32_t *out);
 /* "a string", "a number", ...: for messages about wrong types. */
 const char *json_type_name(const cJSON *v);
+/*
+ * One whole JSON document in text[0..len) (NULL reads as empty), or NULL with err naming the
+ * line and column: "JSON syntax error", "...: unexpected end of the document" or "...: text
+ * after the end of the document".
+ */
+cJSON *json_parse_doc(const char *text, size_t len, char *err, size_t errlen);
 
 #endif

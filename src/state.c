@@ -49,51 +49,6 @@ struct state {
 /* ---- pure parsers ---- */
 
 
-static bool only_space(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
-			return false;
-	return true;
-}
-
-
-/* A whole JSON document in text[0..len), or NULL with err naming line and column. */
-static cJSON *parse_doc(const char *text, size_t len, char *err, size_t errlen)
-{
-	const char *end = NULL;
-	unsigned line, col;
-	cJSON *root;
-	size_t off;
-
-	if (!text) {
-		errbuf_printf(err, errlen, "line 1, column 1: JSON syntax error: empty document");
-		return NULL;
-	}
-	root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-	if (!root) {
-		off = end && end >= text ? (size_t)(end - text) : 0;
-		if (off > len)
-			off = len;
-		text_position(text, off, &line, &col);
-		errbuf_printf(err, errlen, "line %u, column %u: JSON syntax error%s", line, col,
-			off >= len || only_space(text + off, len - off) ?
-				": unexpected end of the document" : "");
-		return NULL;
-	}
-	off = (size_t)(end - text);
-	if (off < len && !only_space(text + off, len - off)) {
-		while (off < len && only_space(text + off, 1))
-			off++;
-		text_position(text, off, &line, &col);
-		errbuf_printf(err, errlen, "line %u, column %u: JSON syntax error: text after the end of "
-			"the document", line, col);
-		cJSON_Delete(root);
-		return NULL;
-	}
-	return root;
-}
-
 /* Inserts lb, or replaces the one with its uuid in place (keeping its position). */
 static int model_put(struct model *m, struct lb *lb)
 {
@@ -182,7 +137,7 @@ int state_parse_snapshot(const char *text, size_t len, struct model *m, char *er
 	int r = -EINVAL;
 
 	errbuf_printf(err, errlen, "%s", "");
-	root = parse_doc(text, len, err, errlen);
+	root = json_parse_doc(text, len, err, errlen);
 	if (!root)
 		return -EINVAL;
 	if (!cJSON_IsObject(root)) {
@@ -233,7 +188,7 @@ int state_apply_journal_line(const char *line, size_t len, struct model *m, char
 	int r = -EINVAL;
 
 	errbuf_printf(err, errlen, "%s", "");
-	root = parse_doc(line, len, err, errlen);
+	root = json_parse_doc(line, len, err, errlen);
 	if (!root)
 		return -EINVAL;
 	if (!cJSON_IsObject(root)) {
@@ -581,7 +536,7 @@ static int load_journal(struct state *st, struct model *m)
 			break;
 		}
 		n = (size_t)(nl - (text + pos));
-		r = only_space(text + pos, n) ? 0 :
+		r = text_only_space(text + pos, n) ? 0 :
 			state_apply_journal_line(text + pos, n, m, err, sizeof(err));
 		if (r == -EINVAL) {
 			r = journal_corrupt(st, lineno, err);

@@ -27,3 +27,11 @@ void text_position(const char *text, size_t off, unsigned *line, unsigned *col)
 		}
 	}
 }
+
+bool text_only_space(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
+			return false;
+	return true;
+}

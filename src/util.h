@@ -2,6 +2,7 @@
 #ifndef VIPD_UTIL_H
 #define VIPD_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Formats into a caller's error buffer; does nothing when err is NULL or errlen 0. */
@@ -9,5 +10,7 @@ void errbuf_printf(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* 1-based line and column of byte offset off in text, for parse errors. */
 void text_position(const char *text, size_t off, unsigned *line, unsigned *col);
+/* Whether s[0..n) is only JSON whitespace (space, tab, newline, carriage return). */
+bool text_only_space(const char *s, size_t n);
 
 #endif

@@ -43,10 +43,13 @@ struct xdp_vip {
 	struct vipd_vip val;
 };
 
-/* Userspace's copy of backends[id] and who owns it. */
+/* Userspace's copy of backends[id], who owns it and the kernel's route to it. */
 struct xdp_backend {
 	struct vipd_backend val; /* as written to the kernel; family 0: unused */
 	bool retired;            /* gone from the model: keeps its flows, reusable last */
+	bool seen;               /* in the model at this sync */
+	struct route_info route; /* oif 0: no route */
+	time_t route_at;         /* when route was asked for; 0: never (for this address) */
 };
 
 struct xdp_iface {
@@ -54,12 +57,6 @@ struct xdp_iface {
 	__u32 mode; /* XDP_FLAGS_DRV_MODE or XDP_FLAGS_SKB_MODE */
 	struct vipd_snat_addr snat;
 	bool snat_written;
-};
-
-struct xdp_route {
-	struct ip_addr addr;
-	struct route_info ri;
-	time_t at;
 };
 
 struct xdp_plane {
@@ -75,8 +72,6 @@ struct xdp_plane {
 	uint32_t next_backend; /* where the search for a free id starts: ids are reused late */
 	uint32_t bk_index[XDP_BK_INDEX]; /* (vip_id, address, port) -> id + 1; 0: empty */
 	struct vipd_port_filter pf;
-	struct xdp_route *routes;
-	size_t n_routes, cap_routes;
 	uint32_t *table;       /* maglev scratch: VIPD_RING_SIZE slots */
 	uint32_t *ring_keys;   /* 0..VIPD_RING_SIZE-1 for batch updates */
 	uint32_t *ring_vals;
@@ -591,8 +586,10 @@ static int backend_write(struct xdp_plane *x, __u32 id, const struct vipd_backen
 	if (moved && b->val.family)
 		index_remove(x, id);
 	b->val = *v;
-	if (moved)
+	if (moved) {
 		index_insert(x, id);
+		b->route_at = 0;
+	}
 	return 0;
 }
 
@@ -772,12 +769,6 @@ static int backends_sync(struct xdp_plane *x, struct xdp_vip *v, const struct lb
 	__u32 vip_id = v->val.vip_id;
 	int err;
 
-	for (__u32 i = 0; i < VIPD_MAX_BACKENDS; i++) {
-		struct xdp_backend *b = &x->backends[i];
-
-		if (b->val.family && b->val.vip_id == vip_id)
-			b->retired = true;
-	}
 	for (size_t i = 0; i < lb->n_backends; i++) {
 		const struct backend *b = &lb->backends[i];
 		struct vipd_backend val;
@@ -799,6 +790,7 @@ static int backends_sync(struct xdp_plane *x, struct xdp_vip *v, const struct lb
 		if (err)
 			return err;
 		x->backends[id].retired = false;
+		x->backends[id].seen = true;
 	}
 	return 0;
 }
@@ -852,9 +844,6 @@ static int vip_remove(struct xdp_plane *x, struct xdp_vip *v)
 	bpf_map_delete_elem(bpf_map__fd(x->skel->maps.rings), &id);
 	if (vip_gen_bump(x, id))
 		return -EIO;
-	for (__u32 i = 0; i < VIPD_MAX_BACKENDS; i++)
-		if (x->backends[i].val.family && x->backends[i].val.vip_id == id)
-			x->backends[i].retired = true;
 	memset(v, 0, sizeof(*v));
 	return 0;
 }
@@ -897,41 +886,23 @@ static int port_filter_sync(struct xdp_plane *x)
 	return 0;
 }
 
-static const struct route_info *route_lookup(struct xdp_plane *x, const struct ip_addr *a,
+/* The kernel's route to backend b at address a, asked again after XDP_ROUTE_TTL_S; NULL if none. */
+static const struct route_info *route_lookup(struct xdp_backend *b, const struct ip_addr *a,
 					     time_t now)
 {
-	struct xdp_route *r = NULL;
-
-	for (size_t i = 0; i < x->n_routes; i++)
-		if (ip_addr_equal(&x->routes[i].addr, a))
-			r = &x->routes[i];
-	if (!r) {
-		if (x->n_routes == x->cap_routes) {
-			size_t cap = x->cap_routes ? 2 * x->cap_routes : 16;
-			struct xdp_route *n = realloc(x->routes, cap * sizeof(*n));
-
-			if (!n)
-				return NULL;
-			x->routes = n;
-			x->cap_routes = cap;
-		}
-		r = &x->routes[x->n_routes++];
-		memset(r, 0, sizeof(*r));
-		r->addr = *a;
-	}
-	if (r->at && now - r->at < XDP_ROUTE_TTL_S)
-		return r->ri.oif ? &r->ri : NULL;
-	r->at = now;
-	if (route_get(a, &r->ri)) {
+	if (b->route_at && now - b->route_at < XDP_ROUTE_TTL_S)
+		return b->route.oif ? &b->route : NULL;
+	b->route_at = now;
+	if (route_get(a, &b->route)) {
 		char ip[IP_ADDR_STRLEN];
 
 		log_warn("msg=\"no route to backend\" backend=%s", ip_addr_str(a, ip));
-		memset(&r->ri, 0, sizeof(r->ri));
+		memset(&b->route, 0, sizeof(b->route));
 		return NULL;
 	}
 	/* bpf_fib_lookup only sees resolved neighbours: have the kernel resolve the next hop. */
-	route_neigh_probe(r->ri.oif, ip_addr_is_set(&r->ri.via) ? &r->ri.via : a);
-	return &r->ri;
+	route_neigh_probe(b->route.oif, ip_addr_is_set(&b->route.via) ? &b->route.via : a);
+	return &b->route;
 }
 
 static struct xdp_iface *iface_find(struct xdp_plane *x, int ifindex)
@@ -954,7 +925,7 @@ static int egress_sync(struct xdp_plane *x)
 
 	memset(want, 0, sizeof(want));
 	for (__u32 i = 0; i < VIPD_MAX_BACKENDS; i++) {
-		const struct xdp_backend *b = &x->backends[i];
+		struct xdp_backend *b = &x->backends[i];
 		const struct route_info *ri;
 		struct xdp_iface *ifc;
 		struct ip_addr a = { 0 };
@@ -963,7 +934,7 @@ static int egress_sync(struct xdp_plane *x)
 			continue;
 		a.family = b->val.family == VIPD_FAMILY_V4 ? AF_INET : AF_INET6;
 		memcpy(a.bytes, b->val.addr, ip_addr_len(&a));
-		ri = route_lookup(x, &a, now);
+		ri = route_lookup(b, &a, now);
 		if (!ri || ri->local)
 			continue;
 		if (attach_iface(x, ri->oif)) {
@@ -1003,6 +974,8 @@ static int xdp_sync(struct dataplane *dp, const struct model *m)
 
 	for (size_t i = 0; i < VIPD_MAX_VIPS; i++)
 		x->vips[i].seen = false;
+	for (__u32 i = 0; i < VIPD_MAX_BACKENDS; i++)
+		x->backends[i].seen = false;
 	for (size_t i = 0; i < model_count(m); i++) {
 		const struct lb *lb = model_at(m, i);
 
@@ -1028,6 +1001,10 @@ static int xdp_sync(struct dataplane *dp, const struct model *m)
 			 "addresses, it does not hand packets to this node's own services\" count=%zu",
 			 local);
 	x->local_backends = local;
+	/* Backends no load balancer has now (removed, or their VIP gone) keep their flows. */
+	for (__u32 i = 0; i < VIPD_MAX_BACKENDS; i++)
+		if (x->backends[i].val.family && !x->backends[i].seen)
+			x->backends[i].retired = true;
 	for (size_t i = 0; i < VIPD_MAX_VIPS; i++) {
 		if (x->vips[i].used && !x->vips[i].seen) {
 			e = vip_remove(x, &x->vips[i]);
@@ -1164,7 +1141,6 @@ static void xdp_free(struct dataplane *dp)
 		return;
 	vipd_bpf__destroy(x->skel);
 	free(x->pin_dir);
-	free(x->routes);
 	free(x->table);
 	free(x->ring_keys);
 	free(x->ring_vals);

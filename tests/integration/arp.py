@@ -31,7 +31,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from vipdtest import SRCDIR, VIPD, done, ok, tmpdir  # noqa: E402
+from vipdtest import SRCDIR, VIPD, api_request, done, ok, tmpdir  # noqa: E402
 from netns import Netns, ping  # noqa: E402
 
 BUILDDIR = os.environ.get("BUILDDIR", os.path.join(SRCDIR, "build", "plain"))
@@ -287,17 +287,6 @@ class Lan:
         self.made = []
 
 
-def api(ns, method, path, body=None):
-    """curl inside ns against vipd's API on that namespace's loopback: (status, body)."""
-    argv = ["curl", "-s", "-m", "5", "-o", "-", "-w", "\n%{http_code}", "-X", method,
-            f"http://127.0.0.1:{API_PORT}{path}"]
-    if body is not None:
-        argv += ["-H", "Content-Type: application/json", "-d", body]
-    r = subprocess.run(ns.exec_argv(argv), capture_output=True, text=True, timeout=20)
-    out, _, code = r.stdout.rpartition("\n")
-    return int(code or 0), out
-
-
 def real_vipd(client, node, mac):
     """The same through the daemon: vipd --arp announces a load balancer made by the API and
     takes its address away when it is deleted."""
@@ -307,21 +296,27 @@ def real_vipd(client, node, mac):
         VIPD, "--foreground", "--arp", "--adapter", "n0", "--arp-refresh", "1s",
         "--dataplane", "none", "--state-dir", state, "--api-listen", f"127.0.0.1:{API_PORT}"]),
         stdout=log, stderr=log)
+    def api(method, path, body=None):
+        try:
+            return api_request(node.http("127.0.0.1", API_PORT, timeout=5), method, path, body)
+        except OSError as e:  # not listening yet, or gone
+            return 0, str(e)
+
     try:
-        up = wait_for(lambda: api(node, "GET", "/healthz")[0] == 200, 10)
+        up = wait_for(lambda: api("GET", "/healthz")[0] == 200, 10)
         ok(up, "vipd --arp --adapter n0 starts", open(log.name).read())
         if not up:
             return
-        st, body = api(node, "POST", "/loadbalancer", '{"name":"web","vip":"%s","port":80,'
-                       '"backends":[{"ip":"10.233.0.50","port":8080}]}' % VIP_API)
+        st, body = api("POST", "/loadbalancer", {"name": "web", "vip": VIP_API, "port": 80,
+                                                "backends": [{"ip": "10.233.0.50", "port": 8080}]})
         t0 = time.time()
         got = wait_for(lambda: neigh(client, "c0", VIP_API) == mac, 3)
         ok(st == 201 and got and addr_proto(node, "n0", VIP_API) == ADDRS_PROTO,
            f"a load balancer created through vipd's API: its VIP goes on the adapter and the "
            f"client maps it to the node's MAC ({(time.time() - t0) * 1000:.0f} ms)",
            f"{st} {body}; neigh {neigh(client, 'c0', VIP_API)}; {nl_addrs(node, 'n0')}")
-        uuid = re.search(r'"uuid":"([^"]+)"', body)
-        st, body = api(node, "DELETE", f"/loadbalancer/{uuid.group(1) if uuid else 'x'}")
+        uuid = body.get("uuid", "x") if isinstance(body, dict) else "x"
+        st, body = api("DELETE", f"/loadbalancer/{uuid}")
         gone = wait_for(lambda: addr_proto(node, "n0", VIP_API) is None, 3)
         ok(st in (200, 204) and gone, "deleting it through the API removes the address",
            f"{st} {body}; {nl_addrs(node, 'n0')}")

@@ -4,7 +4,6 @@ serving TCP and UDP with their own name. For fullnat, nat and dsr, over IPv4 and
 connections spread by weight, per-backend counters, drain and removal with a live
 connection, kill -9 and restart of vipd during a transfer (pinned maps adopted), and
 non-VIP traffic to and through the node."""
-import http.client
 import json
 import os
 import re
@@ -44,17 +43,6 @@ def ep(addr, port):
     return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
 
 
-class NsHTTPConnection(http.client.HTTPConnection):
-    """HTTP to a listener inside a namespace: the socket is made there."""
-
-    def __init__(self, ns, host, port, timeout):
-        super().__init__(host, port, timeout=timeout)
-        self.ns = ns
-
-    def connect(self):
-        self.sock = self.ns.connect(self.host, self.port, self.timeout)
-
-
 class NodeVipd(Vipd):
     """vipd in the node namespace with the XDP plane, its API on the node's loopback."""
 
@@ -74,7 +62,7 @@ class NodeVipd(Vipd):
             "--state-dir", self.state_dir])
 
     def conn(self):
-        return NsHTTPConnection(self.topo.node, "127.0.0.1", self.port, timeout=10)
+        return self.topo.node.http("127.0.0.1", self.port)
 
 
 # --- traffic -------------------------------------------------------------------------------

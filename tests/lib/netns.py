@@ -22,6 +22,7 @@ exit. `python3 netns.py serve NAME PORT...` is the backend server (see serve()).
 import atexit
 import contextlib
 import ctypes
+import http.client
 import os
 import secrets
 import select
@@ -107,6 +108,10 @@ class Netns:
         with self.entered():
             return socket.socket(family, type, proto)
 
+    def http(self, host, port, timeout=10):
+        """An HTTP connection whose socket is made in this namespace."""
+        return NsHTTPConnection(self, host, port, timeout)
+
     def connect(self, addr, port, timeout=3.0):
         """A TCP socket connected from this namespace to addr:port."""
         s = self.socket(family_of(addr), socket.SOCK_STREAM)
@@ -117,6 +122,17 @@ class Netns:
             s.close()
             raise
         return s
+
+
+class NsHTTPConnection(http.client.HTTPConnection):
+    """HTTP to a listener inside a namespace: the socket is made there."""
+
+    def __init__(self, ns, host, port, timeout):
+        super().__init__(host, port, timeout=timeout)
+        self.ns = ns
+
+    def connect(self):
+        self.sock = self.ns.connect(self.host, self.port, self.timeout)
 
 
 def family_of(addr):

@@ -67,6 +67,24 @@ def _cleanup():
         shutil.rmtree(d, ignore_errors=True)
 
 
+def api_request(conn, method, path, body=None, headers=None, close=True):
+    """One request to vipd's API on conn: (status, parsed JSON or raw text). A dict or list body
+    is sent as JSON. Closes conn unless told not to."""
+    try:
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        data = r.read().decode()
+        try:
+            return r.status, json.loads(data)
+        except ValueError:
+            return r.status, data
+    finally:
+        if close:
+            conn.close()
+
+
 class Vipd:
     """One vipd we started, in the foreground, logging to a file."""
 
@@ -122,21 +140,7 @@ class Vipd:
 
     def request(self, method, path, body=None, headers=None, conn=None):
         """Returns (status, parsed JSON or raw text)."""
-        own = conn is None
-        c = conn or self.conn()
-        try:
-            if isinstance(body, (dict, list)):
-                body = json.dumps(body)
-            c.request(method, path, body=body, headers=headers or {})
-            r = c.getresponse()
-            data = r.read().decode()
-            try:
-                return r.status, json.loads(data)
-            except ValueError:
-                return r.status, data
-        finally:
-            if own:
-                c.close()
+        return api_request(conn or self.conn(), method, path, body, headers, close=conn is None)
 
 
 def run(argv, **kw):

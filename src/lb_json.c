@@ -22,6 +22,7 @@
 #define HC_INTERVAL_MIN_MS 100
 #define HC_INTERVAL_MAX_MS 3600000
 #define HC_COUNT_MAX 100
+#define HC_MIN_HEALTHY_MAX 4096
 
 /* Collects error lines into the caller's buffer; whole lines only. */
 struct jerr {
@@ -499,7 +500,7 @@ static int check_object(const cJSON *obj, const char *path, struct jerr *e)
 
 enum {
 	HK_TYPE, HK_INTERVAL, HK_TIMEOUT, HK_FAIL, HK_RISE, HK_PORT, HK_PATH, HK_STATUS, HK_HOST,
-	HK_BODY, HK_TLS, HK_UDP_PAYLOAD, HK_UDP_EXPECT,
+	HK_BODY, HK_TLS, HK_UDP_PAYLOAD, HK_UDP_EXPECT, HK_MIN_HEALTHY,
 };
 
 static const char *const hc_keys[] = {
@@ -507,7 +508,7 @@ static const char *const hc_keys[] = {
 	[HK_FAIL] = "fail_count", [HK_RISE] = "rise_count", [HK_PORT] = "port",
 	[HK_PATH] = "http_path", [HK_STATUS] = "http_expected_status", [HK_HOST] = "host",
 	[HK_BODY] = "expect_body", [HK_TLS] = "tls_verify", [HK_UDP_PAYLOAD] = "udp_payload",
-	[HK_UDP_EXPECT] = "udp_expect", NULL,
+	[HK_UDP_EXPECT] = "udp_expect", [HK_MIN_HEALTHY] = "min_healthy", NULL,
 };
 
 static void hc_status(const cJSON *v, const char *path, struct health_check *hc, struct jerr *e)
@@ -631,6 +632,10 @@ static void hc_parse(const cJSON *obj, const char *path, struct health_check *hc
 		case HK_UDP_EXPECT:
 			hc_str(it, p, false, &hc->udp_expect, e);
 			break;
+		case HK_MIN_HEALTHY:
+			if (!get_uint(it, p, 1, HC_MIN_HEALTHY_MAX, &x, e))
+				hc->min_healthy = (uint32_t)x;
+			break;
 		default:
 			break;
 		}
@@ -726,7 +731,7 @@ static void backend_parse(const cJSON *obj, enum lb_json_mode mode, const char *
 				break;
 			if (strcasecmp(s, "enabled") == 0)
 				b->drained = false;
-			else if (strcasecmp(s, "drained") == 0)
+			else if (strcasecmp(s, "drained") == 0 || strcasecmp(s, "draining") == 0)
 				b->drained = true;
 			else
 				jerr_add(e, p, "must be \"enabled\" or \"drained\", not \"%s\"",
@@ -1054,6 +1059,10 @@ static void lb_parse(const cJSON *obj, enum lb_json_mode mode, const char *path,
 			break;
 		}
 	}
+	/* A UDP service need not answer an arbitrary datagram: without a check named, a
+	 * UDP load balancer is not probed (TCP ones get the default TCP connect check). */
+	if (!(seen & (1u << LK_HC)) && lb->protocol == LB_PROTO_UDP)
+		lb->hc.type = HC_NONE;
 	if (!(seen & (1u << LK_NAME)))
 		jerr_add(e, jpath(p, path, "name"), "required");
 	if (!(seen & (1u << LK_PORT)))
@@ -1153,7 +1162,8 @@ static cJSON *hc_to_json(const struct health_check *hc)
 	     (!hc->expect_body || cJSON_AddStringToObject(o, "expect_body", hc->expect_body)) &&
 	     cJSON_AddBoolToObject(o, "tls_verify", hc->tls_verify) &&
 	     (!hc->udp_payload || cJSON_AddStringToObject(o, "udp_payload", hc->udp_payload)) &&
-	     (!hc->udp_expect || cJSON_AddStringToObject(o, "udp_expect", hc->udp_expect));
+	     (!hc->udp_expect || cJSON_AddStringToObject(o, "udp_expect", hc->udp_expect)) &&
+	     cJSON_AddNumberToObject(o, "min_healthy", hc->min_healthy);
 	if (!ok) {
 		cJSON_Delete(o);
 		return NULL;

@@ -25,6 +25,7 @@ void health_check_init(struct health_check *hc)
 	hc->fail_count = 3;
 	hc->rise_count = 2;
 	hc->tls_verify = true;
+	hc->min_healthy = 1;
 }
 
 void health_check_clear(struct health_check *hc)
@@ -184,6 +185,24 @@ uint32_t backend_effective_weight(const struct lb *lb, const struct backend *b)
 	if (lb->hc.type != HC_NONE && b->health == BACKEND_HEALTH_DOWN)
 		return 0;
 	return b->weight;
+}
+
+size_t lb_usable_backends(const struct lb *lb)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < lb->n_backends; i++)
+		if (backend_effective_weight(lb, &lb->backends[i]) > 0)
+			n++;
+	return n;
+}
+
+bool lb_serving(const struct lb *lb)
+{
+	uint32_t need = lb->hc.min_healthy ? lb->hc.min_healthy : 1;
+
+	return lb->status == LB_STATUS_ACTIVE && ip_addr_is_set(&lb->vip) &&
+	       lb_usable_backends(lb) >= need;
 }
 
 struct name_map {
@@ -430,6 +449,14 @@ size_t model_vip_users(const struct model *m, const struct ip_addr *vip)
 		if (ip_addr_equal(&m->lbs[i]->vip, vip))
 			n++;
 	return n;
+}
+
+bool model_vip_serving(const struct model *m, const struct ip_addr *vip)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (ip_addr_equal(&m->lbs[i]->vip, vip) && lb_serving(m->lbs[i]))
+			return true;
+	return false;
 }
 
 int model_add(struct model *m, struct lb *lb)

@@ -58,6 +58,7 @@ struct health_check {
 	bool tls_verify;
 	char *udp_payload;      /* NULL: empty datagram */
 	char *udp_expect;       /* NULL: any reply */
+	uint32_t min_healthy;   /* announce the VIP only with this many usable backends */
 };
 
 struct backend {
@@ -69,6 +70,7 @@ struct backend {
 	bool drained;
 	/* runtime, not persisted */
 	enum backend_health health;
+	double drain_since;     /* monotonic_s() when drained; 0: since before this process */
 };
 
 struct lb {
@@ -111,6 +113,12 @@ struct backend *lb_find_backend_addr(struct lb *lb, const struct ip_addr *ip, ui
 int lb_remove_backend(struct lb *lb, const char *uuid);
 /* Weight the data plane should use: 0 while drained or unhealthy. */
 uint32_t backend_effective_weight(const struct lb *lb, const struct backend *b);
+/* Backends that may take new flows: weight above 0, not drained, not DOWN. A backend
+ * not yet probed (UNKNOWN) counts, so a restart does not withdraw a working VIP. */
+size_t lb_usable_backends(const struct lb *lb);
+/* Whether this load balancer wants its VIP announced: active, with at least
+ * health_check.min_healthy usable backends. */
+bool lb_serving(const struct lb *lb);
 
 /* Names as they appear in JSON; *_parse return 0 or -EINVAL. */
 const char *lb_protocol_name(enum lb_protocol p);
@@ -144,6 +152,8 @@ struct lb *model_find_listener(const struct model *m, const struct ip_addr *vip,
 			       enum lb_protocol proto);
 /* Number of load balancers using this VIP. */
 size_t model_vip_users(const struct model *m, const struct ip_addr *vip);
+/* Whether the VIP should be announced: some load balancer on it is serving. */
+bool model_vip_serving(const struct model *m, const struct ip_addr *vip);
 /* Takes ownership of lb. -EEXIST if the uuid is taken, -ENOMEM. */
 int model_add(struct model *m, struct lb *lb);
 /* Unlinks and returns the load balancer (caller frees), or NULL. */

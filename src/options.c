@@ -13,6 +13,7 @@ enum {
 	OPT_API_LISTEN, OPT_API_TOKEN_FILE, OPT_BIRD_SOCKET, OPT_DATAPLANE, OPT_STATE_DIR,
 	OPT_BPF_PIN_DIR, OPT_UNLOAD, OPT_CHECK, OPT_LOG_LEVEL, OPT_BIRD_ROUTES, OPT_ARP_REFRESH,
 	OPT_GRACEFUL,
+	OPT_DRAIN_TIMEOUT,
 };
 
 static const struct option long_opts[] = {
@@ -30,6 +31,7 @@ static const struct option long_opts[] = {
 	{ "bird-routes", required_argument, NULL, OPT_BIRD_ROUTES },
 	{ "arp-refresh", required_argument, NULL, OPT_ARP_REFRESH },
 	{ "graceful-shutdown", required_argument, NULL, OPT_GRACEFUL },
+	{ "drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT },
 	{ "dataplane", required_argument, NULL, OPT_DATAPLANE },
 	{ "bpf-pin-dir", required_argument, NULL, OPT_BPF_PIN_DIR },
 	{ "xdp-unload", no_argument, NULL, OPT_UNLOAD },
@@ -73,6 +75,9 @@ static const char usage[] =
 	"                              (default " VIPD_DEFAULT_BPF_PIN_DIR ")\n"
 	"      --xdp-unload            detach vipd's XDP program from every interface, remove\n"
 	"                              its pins (flows are forgotten) and exit\n"
+	"      --drain-timeout DURATION\n"
+	"                              a drained backend reports \"drained\" once its connections\n"
+	"                              end, or after this long at most (default 5m)\n"
 	"\n"
 	"Operation:\n"
 	"  -c, --config FILE           JSON config file (see vipd.json(5))\n"
@@ -110,6 +115,30 @@ void options_clear(struct options *o)
 	settings_clear(&o->cli);
 	free(o->config_path);
 	memset(o, 0, sizeof(*o));
+}
+
+/* The flags that take a duration. */
+static int duration_option(struct settings *s, int c, const char *arg, char *err, size_t errlen)
+{
+	const char *name = "drain-timeout";
+	uint32_t *dst = &s->drain_timeout_ms, bit = SET_DRAIN_TIMEOUT;
+
+	if (c == OPT_ARP_REFRESH) {
+		name = "arp-refresh";
+		dst = &s->arp_refresh_ms;
+		bit = SET_ARP_REFRESH;
+	} else if (c == OPT_GRACEFUL) {
+		name = "graceful-shutdown";
+		dst = &s->graceful_shutdown_ms;
+		bit = SET_GRACEFUL;
+	}
+	if (duration_parse_ms(arg, dst)) {
+		snprintf(err, errlen, "--%s: expected a duration such as 3s or 500ms, got \"%s\"",
+			 name, arg);
+		return -EINVAL;
+	}
+	s->set |= bit;
+	return 0;
 }
 
 static int parse_one(struct options *o, int c, const char *arg, char *err, size_t errlen)
@@ -162,17 +191,9 @@ static int parse_one(struct options *o, int c, const char *arg, char *err, size_
 		s->set |= SET_BIRD_ROUTES;
 		return set_str(&s->bird_routes, arg);
 	case OPT_ARP_REFRESH:
-	case OPT_GRACEFUL: {
-		uint32_t *dst = c == OPT_ARP_REFRESH ? &s->arp_refresh_ms : &s->graceful_shutdown_ms;
-
-		if (duration_parse_ms(arg, dst)) {
-			snprintf(err, errlen, "--%s: expected a duration such as 3s or 500ms, got \"%s\"",
-				 c == OPT_ARP_REFRESH ? "arp-refresh" : "graceful-shutdown", arg);
-			return -EINVAL;
-		}
-		s->set |= c == OPT_ARP_REFRESH ? SET_ARP_REFRESH : SET_GRACEFUL;
-		return 0;
-	}
+	case OPT_GRACEFUL:
+	case OPT_DRAIN_TIMEOUT:
+		return duration_option(s, c, arg, err, errlen);
 	case OPT_BIRD_SOCKET:
 		s->set |= SET_BIRD_SOCKET;
 		return set_str(&s->bird_socket, arg);

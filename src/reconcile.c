@@ -22,12 +22,9 @@ struct reconciler {
 	ev_timer debounce;
 	ev_timer periodic;
 	int last_err;
+	reconcile_prepare_fn prepare;
+	void *prepare_arg;
 };
-
-static bool backend_usable(const struct lb *lb, const struct backend *b)
-{
-	return backend_effective_weight(lb, b) > 0 && b->health != BACKEND_HEALTH_DOWN;
-}
 
 static int addr_cmp_qsort(const void *a, const void *b)
 {
@@ -48,14 +45,8 @@ size_t reconcile_vips_to_announce(const struct model *m, struct ip_addr **out)
 	for (size_t i = 0; i < total; i++) {
 		const struct lb *lb = model_at(m, i);
 
-		if (lb->status != LB_STATUS_ACTIVE || !ip_addr_is_set(&lb->vip))
-			continue;
-		for (size_t j = 0; j < lb->n_backends; j++) {
-			if (backend_usable(lb, &lb->backends[j])) {
-				v[n++] = lb->vip;
-				break;
-			}
-		}
+		if (lb_serving(lb))
+			v[n++] = lb->vip;
 	}
 	qsort(v, n, sizeof(*v), addr_cmp_qsort);
 	for (size_t i = 0; i < n; i++)
@@ -75,6 +66,8 @@ int reconciler_run(struct reconciler *r)
 	size_t n;
 	int err, aerr;
 
+	if (r->prepare)
+		r->prepare(r->prepare_arg, r->model);
 	err = r->dp->ops->sync(r->dp, r->model);
 	n = reconcile_vips_to_announce(r->model, &vips);
 	aerr = r->an->ops->sync(r->an, vips, n);
@@ -124,6 +117,12 @@ struct reconciler *reconciler_new(struct ev_loop *loop, struct model *m, struct 
 	r->periodic.data = r;
 	ev_timer_start(loop, &r->periodic);
 	return r;
+}
+
+void reconciler_set_prepare(struct reconciler *r, reconcile_prepare_fn fn, void *arg)
+{
+	r->prepare = fn;
+	r->prepare_arg = arg;
 }
 
 void reconciler_request(struct reconciler *r)

@@ -19,11 +19,18 @@ struct reconciler;
 struct reconciler *reconciler_new(struct ev_loop *loop, struct model *m, struct dataplane *dp,
 				  struct announcer *an, double periodic_s);
 void reconciler_free(struct reconciler *r);
+/*
+ * Work that follows the model but is not kernel or BIRD state (the health checker's
+ * probe set), run at the start of every pass so a burst of changes costs it one run.
+ */
+typedef void (*reconcile_prepare_fn)(void *arg, const struct model *m);
+void reconciler_set_prepare(struct reconciler *r, reconcile_prepare_fn fn, void *arg);
 /* Ask for a pass soon (coalesced). Safe to call from any callback on the loop. */
 void reconciler_request(struct reconciler *r);
 /* Run one pass now. 0 or the first error. */
 int reconciler_run(struct reconciler *r);
-/* Pure: the VIPs that should be announced (each once, sorted): those with a usable backend. */
+/* Pure: the VIPs that should be announced (each once, sorted): those of serving load
+ * balancers (lb_serving: enough usable backends). */
 size_t reconcile_vips_to_announce(const struct model *m, struct ip_addr **out);
 
 #endif

@@ -25,6 +25,7 @@ void settings_init(struct settings *s)
 	s->bpf_pin_dir = strdup(VIPD_DEFAULT_BPF_PIN_DIR);
 	s->bird_routes = strdup(VIPD_DEFAULT_BIRD_ROUTES);
 	s->arp_refresh_ms = VIPD_DEFAULT_ARP_REFRESH_MS;
+	s->drain_timeout_ms = VIPD_DEFAULT_DRAIN_TIMEOUT_MS;
 	s->dataplane = DATAPLANE_AUTO;
 	s->log_level = LOG_LVL_INFO;
 }
@@ -135,8 +136,10 @@ int settings_overlay(struct settings *dst, const struct settings *src)
 		dst->arp_refresh_ms = src->arp_refresh_ms;
 	if (set & SET_GRACEFUL)
 		dst->graceful_shutdown_ms = src->graceful_shutdown_ms;
+	if (set & SET_DRAIN_TIMEOUT)
+		dst->drain_timeout_ms = src->drain_timeout_ms;
 	dst->set |= set & (SET_ARP | SET_BGP | SET_DATAPLANE | SET_LOG_LEVEL | SET_FOREGROUND |
-			   SET_ARP_REFRESH | SET_GRACEFUL);
+			   SET_ARP_REFRESH | SET_GRACEFUL | SET_DRAIN_TIMEOUT);
 	return 0;
 }
 

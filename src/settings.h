@@ -20,6 +20,7 @@ enum dataplane_kind { DATAPLANE_AUTO, DATAPLANE_XDP, DATAPLANE_IPVS, DATAPLANE_N
 #define VIPD_DEFAULT_BPF_PIN_DIR "/sys/fs/bpf/vipd"
 #define VIPD_DEFAULT_BIRD_ROUTES "/run/vipd"
 #define VIPD_DEFAULT_ARP_REFRESH_MS 3000
+#define VIPD_DEFAULT_DRAIN_TIMEOUT_MS 300000
 
 enum settings_field {
 	SET_ARP = 1u << 0,
@@ -40,6 +41,7 @@ enum settings_field {
 	SET_BIRD_ROUTES = 1u << 15,
 	SET_ARP_REFRESH = 1u << 16,
 	SET_GRACEFUL = 1u << 17,
+	SET_DRAIN_TIMEOUT = 1u << 18,
 };
 
 struct settings {
@@ -58,6 +60,7 @@ struct settings {
 	char *bird_routes;           /* directory of the route files BIRD includes */
 	uint32_t arp_refresh_ms;     /* gratuitous ARP / NA refresh period; 0: none */
 	uint32_t graceful_shutdown_ms; /* BGP: GRACEFUL_SHUTDOWN period before withdrawing */
+	uint32_t drain_timeout_ms;   /* a draining backend reports drained after this at most */
 	enum dataplane_kind dataplane;
 	char *bpf_pin_dir; /* where the XDP plane pins its program and maps */
 	char *state_dir;

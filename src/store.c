@@ -221,14 +221,18 @@ restore_fields:
 	return r;
 }
 
-/* Health is runtime knowledge: a backend that stays (same uuid, same address) keeps it. */
+/* Health and drain start are runtime knowledge: a backend that stays (same uuid, same
+ * address) keeps them. */
 static void keep_health(struct lb *to, struct lb *from)
 {
 	for (size_t i = 0; i < to->n_backends; i++) {
 		struct backend *b = &to->backends[i], *old = lb_find_backend(from, b->uuid);
 
-		if (old && old->port == b->port && ip_addr_equal(&old->ip, &b->ip))
-			b->health = old->health;
+		if (!old || old->port != b->port || !ip_addr_equal(&old->ip, &b->ip))
+			continue;
+		b->health = old->health;
+		if (b->drained && old->drained)
+			b->drain_since = old->drain_since;
 	}
 }
 
@@ -409,6 +413,7 @@ int store_set_drained(struct store *s, struct lb *lb, struct backend *b, bool dr
 		b->drained = !drained;
 		return r;
 	}
+	b->drain_since = drained ? monotonic_s() : 0;
 	committed(s);
 	return 0;
 }

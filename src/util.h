@@ -13,4 +13,7 @@ void text_position(const char *text, size_t off, unsigned *line, unsigned *col);
 /* Whether s[0..n) is only JSON whitespace (space, tab, newline, carriage return). */
 bool text_only_space(const char *s, size_t n);
 
+/* Seconds on CLOCK_MONOTONIC: for durations that must not jump with the wall clock. */
+double monotonic_s(void);
+
 #endif

@@ -148,47 +148,88 @@ static long num(const cJSON *o, const char *key)
 	return cJSON_IsNumber(v) ? (long)v->valuedouble : 0;
 }
 
+static const char *yes_no(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	return cJSON_IsBool(v) ? (cJSON_IsTrue(v) ? "yes" : "no") : "-";
+}
+
 static void print_lb_table(const cJSON *arr)
 {
 	const cJSON *lb;
 
-	printf("%-36s  %-20s  %-39s  %-5s  %-5s  %-8s  %s\n", "UUID", "NAME", "VIP", "PORT", "PROTO",
-	       "BACKENDS", "STATUS");
+	printf("%-36s  %-20s  %-39s  %-5s  %-5s  %-8s  %-7s  %s\n", "UUID", "NAME", "VIP", "PORT",
+	       "PROTO", "HEALTHY", "STATUS", "ANNOUNCED");
 	cJSON_ArrayForEach(lb, arr) {
-		printf("%-36s  %-20s  %-39s  %-5ld  %-5s  %-8d  %s\n", str(lb, "uuid"), str(lb, "name"),
-		       str(lb, "vip"), num(lb, "port"), str(lb, "protocol"),
-		       cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(lb, "backends")),
-		       str(lb, "status"));
+		char healthy[32];
+
+		snprintf(healthy, sizeof(healthy), "%ld/%d", num(lb, "healthy_backends"),
+			 cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(lb, "backends")));
+		printf("%-36s  %-20s  %-39s  %-5ld  %-5s  %-8s  %-7s  %s\n", str(lb, "uuid"),
+		       str(lb, "name"), str(lb, "vip"), num(lb, "port"), str(lb, "protocol"), healthy,
+		       str(lb, "status"), yes_no(lb, "announced"));
 	}
 }
 
 static void print_lb(const cJSON *lb)
 {
-	const cJSON *b;
+	const cJSON *b, *hc, *backends = cJSON_GetObjectItemCaseSensitive(lb, "backends");
+	int ipw = 2;
 
 	printf("uuid:        %s\nname:        %s\nvip:         %s\nport:        %ld/%s\n"
 	       "scheduler:   %s\nforwarding:  %s\nstatus:      %s\n",
 	       str(lb, "uuid"), str(lb, "name"), str(lb, "vip"), num(lb, "port"),
 	       str(lb, "protocol"), str(lb, "scheduler"), str(lb, "forwarding"), str(lb, "status"));
+	hc = cJSON_GetObjectItemCaseSensitive(lb, "health_check");
+	if (strcmp(str(hc, "type"), "none") == 0)
+		printf("health:      no check (backends count as up)\n");
+	else
+		printf("health:      %s every %s, timeout %s, down after %ld failures, up after %ld "
+		       "successes\n",
+		       str(hc, "type"), str(hc, "interval"), str(hc, "timeout"), num(hc, "fail_count"),
+		       num(hc, "rise_count"));
+	printf("announced:   %s (%ld of %d backends healthy, %ld needed)\n", yes_no(lb, "announced"),
+	       num(lb, "healthy_backends"), cJSON_GetArraySize(backends),
+	       num(hc, "min_healthy") > 0 ? num(hc, "min_healthy") : 1);
 	b = cJSON_GetObjectItemCaseSensitive(lb, "stats");
 	if (cJSON_IsObject(b))
-		printf("traffic:     %ld connections, %ld packets, %ld bytes\n",
-		       num(b, "connections"), num(b, "packets"), num(b, "bytes"));
+		printf("traffic:     %ld connections (%ld open), %ld packets, %ld bytes\n",
+		       num(b, "connections"), num(b, "active_connections"), num(b, "packets"),
+		       num(b, "bytes"));
 	putchar('\n');
-	printf("%-36s  %-39s  %-5s  %-6s  %-8s  %-7s  %-8s  %s\n", "BACKEND", "IP", "PORT",
-	       "WEIGHT", "STATE", "HEALTH", "CONNS", "PACKETS");
-	cJSON_ArrayForEach(b, cJSON_GetObjectItemCaseSensitive(lb, "backends")) {
-		const cJSON *st = cJSON_GetObjectItemCaseSensitive(b, "stats");
-		char conns[24] = "-", pkts[24] = "-";
+	cJSON_ArrayForEach(b, backends) {
+		int w = (int)strlen(str(b, "ip"));
 
-		/* Counters come from the data plane; "-" where it keeps none. */
+		if (w > ipw)
+			ipw = w;
+	}
+	printf("%-36s  %-*s  %-5s  %-6s  %-8s  %-7s  %-12s  %-9s  %-6s  %-8s  %s\n", "BACKEND", ipw,
+	       "IP", "PORT", "WEIGHT", "STATE", "HEALTH", "LAST CHECK", "LATENCY", "OPEN", "CONNS",
+	       "PACKETS");
+	cJSON_ArrayForEach(b, backends) {
+		const cJSON *st = cJSON_GetObjectItemCaseSensitive(b, "stats");
+		const cJSON *ck = cJSON_GetObjectItemCaseSensitive(b, "check");
+		char open[24] = "-", conns[24] = "-", pkts[24] = "-", lat[24] = "-";
+		const char *last = "-";
+
+		/* Counters come from the data plane and results from the checker; "-" where
+		 * there are none. */
 		if (cJSON_IsObject(st)) {
+			snprintf(open, sizeof(open), "%ld", num(st, "active_connections"));
 			snprintf(conns, sizeof(conns), "%ld", num(st, "connections"));
 			snprintf(pkts, sizeof(pkts), "%ld", num(st, "packets"));
 		}
-		printf("%-36s  %-39s  %-5ld  %-6ld  %-8s  %-7s  %-8s  %s\n", str(b, "uuid"),
-		       str(b, "ip"), num(b, "port"), num(b, "weight"), str(b, "state"),
-		       str(b, "health"), conns, pkts);
+		if (cJSON_IsObject(ck)) {
+			const cJSON *l = cJSON_GetObjectItemCaseSensitive(ck, "latency_ms");
+
+			last = str(ck, "result");
+			if (cJSON_IsNumber(l))
+				snprintf(lat, sizeof(lat), "%.2fms", l->valuedouble);
+		}
+		printf("%-36s  %-*s  %-5ld  %-6ld  %-8s  %-7s  %-12s  %-9s  %-6s  %-8s  %s\n",
+		       str(b, "uuid"), ipw, str(b, "ip"), num(b, "port"), num(b, "weight"),
+		       str(b, "state"), str(b, "health"), last, lat, open, conns, pkts);
 	}
 }
 
@@ -313,8 +354,13 @@ static void show_created_lb(const cJSON *lb)
 
 static void show_backend(const cJSON *b)
 {
-	printf("backend %s %s:%ld weight %ld %s\n", str(b, "uuid"), str(b, "ip"), num(b, "port"),
+	const cJSON *st = cJSON_GetObjectItemCaseSensitive(b, "stats");
+
+	printf("backend %s %s:%ld weight %ld %s", str(b, "uuid"), str(b, "ip"), num(b, "port"),
 	       num(b, "weight"), str(b, "state"));
+	if (strcmp(str(b, "state"), "draining") == 0 && cJSON_IsObject(st))
+		printf(" (%ld connections left)", num(st, "active_connections"));
+	putchar('\n');
 }
 
 static void show_deleted(const cJSON *r)

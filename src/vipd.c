@@ -21,6 +21,7 @@
 #include "config.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/xdp.h"
+#include "health/health.h"
 #include "lb_json.h"
 #include "log.h"
 #include "options.h"
@@ -28,6 +29,7 @@
 #include "settings.h"
 #include "state.h"
 #include "store.h"
+#include "util.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"
@@ -47,6 +49,7 @@ struct daemon {
 	struct dataplane *dp;
 	struct announcer *an;
 	struct reconciler *rec;
+	struct health_checker *health;
 	struct api_ctx api;
 	struct api_server *api_srv;
 	ev_signal sigterm, sigint, sighup;
@@ -163,6 +166,30 @@ static void request_reconcile(void *arg)
 
 	if (d->rec)
 		reconciler_request(d->rec);
+}
+
+/* A backend went UP or DOWN (the checker logged why): the data plane and the
+ * announcer follow through the reconciler. */
+static void on_health_change(void *arg, const char *lb_uuid, const char *backend_uuid,
+			     enum backend_health h, const char *reason)
+{
+	struct daemon *d = arg;
+	struct lb *lb = model_find(d->model, lb_uuid);
+	struct backend *b = lb ? lb_find_backend(lb, backend_uuid) : NULL;
+
+	(void)reason;
+	if (!b || b->health == h)
+		return;
+	b->health = h;
+	reconciler_request(d->rec);
+}
+
+static void health_prepare(void *arg, const struct model *m)
+{
+	struct daemon *d = arg;
+
+	if (health_sync(d->health, m))
+		log_warn("msg=\"health checks incomplete: out of memory\"; retrying on the next pass");
 }
 
 /* Same JSON in the state view means nothing a user can see changed. */
@@ -408,6 +435,7 @@ static void daemon_free(struct daemon *d)
 	if (d->api_srv)
 		api_server_stop(d->api_srv);
 	reconciler_free(d->rec);
+	health_free(d->health);
 	if (d->an)
 		d->an->ops->free(d->an);
 	if (d->dp)
@@ -466,14 +494,19 @@ static int run(struct daemon *d, struct config *cfg, struct ipam_range *ranges)
 	if (setup_planes(d))
 		return 1;
 	d->rec = reconciler_new(d->loop, d->model, d->dp, d->an, RECONCILE_PERIOD_S);
-	if (!d->rec)
+	d->health = health_new(d->loop, on_health_change, d);
+	if (!d->rec || !d->health)
 		return 1;
+	reconciler_set_prepare(d->rec, health_prepare, d);
 	reconciler_run(d->rec);
 
 	if (d->settings.api_token_file && read_token(d->settings.api_token_file, &token))
 		return 1;
 	d->api.store = &d->store;
 	d->api.dataplane = d->dp;
+	d->api.health = d->health;
+	d->api.drain_timeout_s = d->settings.drain_timeout_ms / 1000.0;
+	d->api.started = monotonic_s();
 	d->api.version = PACKAGE_VERSION;
 	r = api_server_start(d->loop, d->settings.api_listen, token, &d->api, &d->api_srv);
 	free(token);

@@ -13,10 +13,16 @@
 #define API_MAX_BODY (1024 * 1024)
 
 struct dataplane;
+struct health_checker;
 
 struct api_ctx {
 	struct store *store;
-	struct dataplane *dataplane; /* for counters; may be NULL */
+	struct dataplane *dataplane;  /* for counters; may be NULL */
+	struct health_checker *health; /* for probe results; may be NULL */
+	double drain_timeout_s;       /* a drained backend with connections left is
+				       * "draining" at most this long */
+	double started;               /* monotonic_s() at start: drains older than the process
+				       * count from here */
 	const char *version;
 };
 

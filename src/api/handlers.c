@@ -11,8 +11,10 @@
 #include <cjson/cJSON.h>
 
 #include "../dataplane/dataplane.h"
+#include "../health/health.h"
 #include "../lb_json.h"
 #include "../model.h"
+#include "../util.h"
 
 #define API_MAX_SEGMENTS 6
 #define API_ERR_LEN 1024
@@ -113,30 +115,87 @@ static void add_stats(cJSON *obj, const struct dataplane_stats *st)
 	cJSON_AddNumberToObject(s, "active_connections", (double)st->active_connections);
 }
 
-static void fill_counters(struct api_ctx *ctx, const struct lb *lb, cJSON *lbj)
+/* The last probe of a backend, as the checker saw it. */
+static void add_check(cJSON *obj, const struct health_status *hs)
 {
-	cJSON *arr = cJSON_GetObjectItemCaseSensitive(lbj, "backends");
-	struct dataplane *dp = ctx->dataplane;
-	struct dataplane_stats st;
+	cJSON *c = cJSON_AddObjectToObject(obj, "check");
 
-	if (dp && dp->ops->lb_stats && dp->ops->lb_stats(dp, lb, &st) == 0)
-		add_stats(lbj, &st);
-	if (!dp || !dp->ops->backend_stats || !cJSON_IsArray(arr))
-		return;
-	for (size_t i = 0; i < lb->n_backends; i++) {
-		cJSON *b = cJSON_GetArrayItem(arr, (int)i);
-
-		if (b && dp->ops->backend_stats(dp, lb, &lb->backends[i], &st) == 0)
-			add_stats(b, &st);
-	}
+	cJSON_AddStringToObject(c, "result", hs->reason[0] ? hs->reason : "pending");
+	cJSON_AddNumberToObject(c, "latency_ms", hs->latency_us / 1000.0);
+	cJSON_AddNumberToObject(c, "ok", (double)hs->n_ok);
+	cJSON_AddNumberToObject(c, "failed", (double)hs->n_fail);
+	cJSON_AddNumberToObject(c, "transitions", (double)hs->n_transitions);
 }
 
+/*
+ * A drained backend takes no new connections; it is "draining" while the data plane
+ * still sees some of its old ones, "drained" when none are left or the drain timeout
+ * has passed (a plane that cannot count connections reports drained at once).
+ */
+static const char *drain_state(const struct api_ctx *ctx, const struct backend *b,
+			       const struct dataplane_stats *st, double now)
+{
+	double since = b->drain_since > 0 ? b->drain_since : ctx->started;
+
+	if (st && st->active_connections > 0 && now - since < ctx->drain_timeout_s)
+		return "draining";
+	return "drained";
+}
+
+static void fill_backend(struct api_ctx *ctx, const struct lb *lb, const struct backend *b,
+			 cJSON *bj, double now)
+{
+	struct dataplane *dp = ctx->dataplane;
+	struct dataplane_stats st;
+	struct health_status hs;
+	bool have_st = dp && dp->ops->backend_stats &&
+		       dp->ops->backend_stats(dp, lb, b, &st) == 0;
+
+	if (have_st)
+		add_stats(bj, &st);
+	if (ctx->health && lb->hc.type != HC_NONE &&
+	    health_status(ctx->health, lb->uuid, b->uuid, &hs) == 0)
+		add_check(bj, &hs);
+	if (b->drained)
+		cJSON_ReplaceItemInObjectCaseSensitive(
+			bj, "state", cJSON_CreateString(drain_state(ctx, b, have_st ? &st : NULL, now)));
+}
+
+/* The API view: the object plus what only the running daemon knows (traffic,
+ * probe results, drain progress, whether the VIP is announced). */
 static cJSON *lb_view(struct api_ctx *ctx, const struct lb *lb)
 {
-	cJSON *j = lb_to_json(lb, LB_VIEW_API);
+	cJSON *j = lb_to_json(lb, LB_VIEW_API), *arr;
+	struct dataplane *dp = ctx->dataplane;
+	struct dataplane_stats st;
+	double now = monotonic_s();
+	bool announced;
+
+	if (!j)
+		return NULL;
+	announced = lb_serving(lb) ||
+		    (model_vip_users(ctx->store->model, &lb->vip) > 1 &&
+		     model_vip_serving(ctx->store->model, &lb->vip));
+	cJSON_AddNumberToObject(j, "healthy_backends", (double)lb_usable_backends(lb));
+	cJSON_AddBoolToObject(j, "announced", announced);
+	if (dp && dp->ops->lb_stats && dp->ops->lb_stats(dp, lb, &st) == 0)
+		add_stats(j, &st);
+	arr = cJSON_GetObjectItemCaseSensitive(j, "backends");
+	for (size_t i = 0; cJSON_IsArray(arr) && i < lb->n_backends; i++) {
+		cJSON *b = cJSON_GetArrayItem(arr, (int)i);
+
+		if (b)
+			fill_backend(ctx, lb, &lb->backends[i], b, now);
+	}
+	return j;
+}
+
+static cJSON *backend_view(struct api_ctx *ctx, const struct lb *lb, const struct backend *b)
+{
+	cJSON *j = backend_to_json(lb, b, LB_VIEW_API);
 
 	if (j)
-		fill_counters(ctx, lb, j);
+		fill_backend(ctx, lb, b, j, monotonic_s());
 	return j;
 }
 
@@ -340,7 +399,7 @@ static void backend_routes(struct api_ctx *ctx, const struct api_request *req,
 			cJSON_AddStringToObject(o, "deleted", seg[3]);
 			respond_json(resp, 200, o);
 		} else if (is(req->method, "GET")) {
-			respond_json(resp, 200, backend_to_json(lb, b, LB_VIEW_API));
+			respond_json(resp, 200, backend_view(ctx, lb, b));
 		} else {
 			method_not_allowed(req, resp, "GET, DELETE");
 		}
@@ -356,7 +415,7 @@ static void backend_routes(struct api_ctx *ctx, const struct api_request *req,
 			respond_store_error(resp, r, err);
 			return;
 		}
-		respond_json(resp, 200, backend_to_json(lb, b, LB_VIEW_API));
+		respond_json(resp, 200, backend_view(ctx, lb, b));
 		return;
 	}
 	not_found(req, resp);

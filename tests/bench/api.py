@@ -9,7 +9,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from vipdtest import Vipd  # noqa: E402
+from vipdtest import Vipd, isolate_network  # noqa: E402
+
+isolate_network()
 
 N = int(os.environ.get("BENCH_LBS", "10000"))
 WRK_SECONDS = os.environ.get("BENCH_WRK_SECONDS", "5")

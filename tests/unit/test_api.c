@@ -12,6 +12,7 @@
 
 #include "api/api.h"
 #include "cloud/ipam.h"
+#include "dataplane/dataplane.h"
 #include "model.h"
 #include "store.h"
 
@@ -151,6 +152,105 @@ static void test_slb_session(void **st)
 	cJSON_Delete(j);
 }
 
+/* A data plane that only counts: every backend has `active` open connections. */
+static uint64_t active;
+
+static int counting_sync(struct dataplane *dp, const struct model *m)
+{
+	(void)dp;
+	(void)m;
+	return 0;
+}
+
+static int counting_backend_stats(struct dataplane *dp, const struct lb *lb,
+				  const struct backend *b, struct dataplane_stats *out)
+{
+	(void)dp;
+	(void)lb;
+	(void)b;
+	memset(out, 0, sizeof(*out));
+	out->active_connections = active;
+	return 0;
+}
+
+static const struct dataplane_ops counting_ops = {
+	.name = "counting", .sync = counting_sync, .backend_stats = counting_backend_stats,
+};
+
+static const cJSON *backend_at(const cJSON *lb, int i)
+{
+	return cJSON_GetArrayItem(cJSON_GetObjectItem(lb, "backends"), i);
+}
+
+/* What only the running daemon knows: backends taking traffic, whether the VIP is
+ * announced, and a drain's progress from the data plane's open connections. */
+static void test_runtime_view(void **st)
+{
+	struct fixture *f = *st;
+	struct dataplane dp = { &counting_ops };
+	char path[256], uuid[UUID_STR_LEN], buuid[UUID_STR_LEN];
+	struct lb *lb;
+	cJSON *j;
+
+	f->ctx.dataplane = &dp;
+	f->ctx.drain_timeout_s = 3600;
+	assert_int_equal(call(f, "POST", "/loadbalancer",
+			      "{\"name\":\"w\",\"port\":80,\"health_check\":{\"min_healthy\":2}}",
+			      &j), 201);
+	strcpy(uuid, str(j, "uuid"));
+	cJSON_Delete(j);
+	snprintf(path, sizeof(path), "/loadbalancer/%s/backend", uuid);
+	assert_int_equal(call(f, "POST", path, "{\"ip\":\"10.0.0.1\",\"port\":80}", &j), 201);
+	strcpy(buuid, str(j, "uuid"));
+	cJSON_Delete(j);
+	assert_int_equal(call(f, "POST", path, "{\"ip\":\"10.0.0.2\",\"port\":80}", &j), 201);
+	cJSON_Delete(j);
+
+	snprintf(path, sizeof(path), "/loadbalancer/%s", uuid);
+	assert_int_equal(call(f, "GET", path, NULL, &j), 200);
+	assert_int_equal(cJSON_GetObjectItem(j, "healthy_backends")->valueint, 2);
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(j, "announced")));
+	assert_string_equal(str(backend_at(j, 0), "health"), "unknown");
+	cJSON_Delete(j);
+
+	/* One DOWN with two needed: withdrawn. */
+	lb = model_find(f->m, uuid);
+	lb->backends[1].health = BACKEND_HEALTH_DOWN;
+	assert_int_equal(call(f, "GET", path, NULL, &j), 200);
+	assert_int_equal(cJSON_GetObjectItem(j, "healthy_backends")->valueint, 1);
+	assert_false(cJSON_IsTrue(cJSON_GetObjectItem(j, "announced")));
+	assert_string_equal(str(backend_at(j, 1), "health"), "down");
+	cJSON_Delete(j);
+	lb->backends[1].health = BACKEND_HEALTH_UP;
+
+	/* Drain with connections left: draining; none left: drained. */
+	active = 3;
+	snprintf(path, sizeof(path), "/loadbalancer/%s/backend/%s/drain", uuid, buuid);
+	assert_int_equal(call(f, "POST", path, NULL, &j), 200);
+	assert_string_equal(str(j, "state"), "draining");
+	assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "stats"),
+					     "active_connections")->valueint, 3);
+	cJSON_Delete(j);
+	snprintf(path, sizeof(path), "/loadbalancer/%s", uuid);
+	assert_int_equal(call(f, "GET", path, NULL, &j), 200);
+	assert_string_equal(str(backend_at(j, 0), "state"), "draining");
+	assert_string_equal(str(backend_at(j, 1), "state"), "enabled");
+	assert_int_equal(cJSON_GetObjectItem(j, "healthy_backends")->valueint, 1);
+	cJSON_Delete(j);
+	active = 0;
+	assert_int_equal(call(f, "GET", path, NULL, &j), 200);
+	assert_string_equal(str(backend_at(j, 0), "state"), "drained");
+	cJSON_Delete(j);
+	/* Connections that outlive the drain timeout no longer hold it up. */
+	active = 3;
+	f->ctx.drain_timeout_s = 0;
+	assert_int_equal(call(f, "GET", path, NULL, &j), 200);
+	assert_string_equal(str(backend_at(j, 0), "state"), "drained");
+	cJSON_Delete(j);
+	/* The state file keeps "drained" (progress is not state). */
+	assert_true(lb->backends[0].drained);
+}
+
 struct bad_case {
 	const char *method, *path, *body;
 	unsigned status;
@@ -259,6 +359,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_slb_session, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_runtime_view, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_input_changes_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oversized_body, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_range_exhausted, setup, teardown),

@@ -522,6 +522,26 @@ static void test_health_check(void **st)
 	lb = parse_ok("{\"name\":\"a\",\"port\":80,\"health_check\":{\"type\":\"none\"}}",
 		      LB_JSON_API);
 	assert_int_equal(lb->hc.type, HC_NONE);
+	assert_int_equal(lb->hc.min_healthy, 1);
+	lb_free(lb);
+
+	/* TCP is checked by default; UDP only when asked (a service need not answer any datagram) */
+	lb = parse_ok("{\"name\":\"a\",\"port\":53}", LB_JSON_API);
+	assert_int_equal(lb->hc.type, HC_TCP);
+	lb_free(lb);
+	lb = parse_ok("{\"name\":\"a\",\"port\":53,\"protocol\":\"udp\"}", LB_JSON_API);
+	assert_int_equal(lb->hc.type, HC_NONE);
+	lb_free(lb);
+	lb = parse_ok("{\"name\":\"a\",\"port\":53,\"protocol\":\"udp\",\"health_check\":"
+		      "{\"type\":\"udp\",\"min_healthy\":2}}", LB_JSON_API);
+	assert_int_equal(lb->hc.type, HC_UDP);
+	assert_int_equal(lb->hc.min_healthy, 2);
+	lb_free(lb);
+
+	/* "draining", as the API shows a drain in progress, reads back as drained */
+	lb = parse_ok("{\"name\":\"a\",\"port\":80,\"backends\":[{\"ip\":\"10.0.0.1\","
+		      "\"port\":80,\"state\":\"draining\"}]}", LB_JSON_API);
+	assert_true(lb->backends[0].drained);
 	lb_free(lb);
 }
 
@@ -573,6 +593,7 @@ static void test_health_check_errors(void **st)
 		{ "{\"udp_payload\":5}", "health_check.udp_payload: must be a string, not a "
 			"number" },
 		{ "{\"foo\":1}", "health_check: unknown key \"foo\"" },
+		{ "{\"min_healthy\":0}", "health_check.min_healthy: must be 1..4096" },
 		{ "[]", "health_check: must be an object, not an array" },
 	};
 	char body[512];
@@ -859,7 +880,8 @@ static void test_to_json_views(void **st)
 			       "\"fail_count\":7,\"rise_count\":9,\"port\":9000,\"http_path\":"
 			       "\"/ready\",\"http_expected_status\":[200,418],\"host\":"
 			       "\"svc.example\",\"expect_body\":\"\\\"ok\\\"\\n\",\"tls_verify\":"
-			       "false,\"udp_payload\":\"\\u0001\\u0002\",\"udp_expect\":\"pong\"}");
+			       "false,\"udp_payload\":\"\\u0001\\u0002\",\"udp_expect\":\"pong\","
+			       "\"min_healthy\":1}");
 	free(t);
 	cJSON_Delete(api);
 	cJSON_Delete(state);
@@ -880,7 +902,7 @@ static void test_to_json_views(void **st)
 			 "\"protocol\":\"tcp\",\"scheduler\":\"mh\",\"forwarding\":\"fullnat\","
 			 "\"status\":\"pending\",\"health_check\":{\"type\":\"tcp\",\"interval\":"
 			 "\"5s\",\"timeout\":\"2s\",\"fail_count\":3,\"rise_count\":2,\"port\":0,"
-			 "\"tls_verify\":true},\"backends\":[]}", lb->uuid);
+			 "\"tls_verify\":true,\"min_healthy\":1},\"backends\":[]}", lb->uuid);
 		assert_string_equal(t, want);
 	}
 	free(t);

@@ -23,8 +23,14 @@ static void test_every_flag(void **st)
 			       "--project", "p", "--facility", "f", "--metro", "am",
 			       "--api-listen", "[::1]:10002", "--api-token-file", "/t",
 			       "--bird-socket", "/b.ctl", "--dataplane", "none", "--config", "/c.json",
-			       "--state-dir", "/s", "--log-level", "debug", "--foreground"),
+			       "--state-dir", "/s", "--log-level", "debug", "--foreground",
+			       "--arp-refresh", "1s", "--graceful-shutdown", "2500ms",
+			       "--drain-timeout", "90s"),
 			 0);
+	assert_int_equal(o.cli.arp_refresh_ms, 1000);
+	assert_int_equal(o.cli.graceful_shutdown_ms, 2500);
+	assert_int_equal(o.cli.drain_timeout_ms, 90000);
+	assert_true(o.cli.set & SET_DRAIN_TIMEOUT);
 	assert_int_equal(o.action, OPT_RUN);
 	assert_true(o.cli.arp);
 	assert_false(o.cli.bgp);
@@ -97,6 +103,8 @@ static void test_bad_input(void **st)
 	assert_non_null(strstr(err, "--log-level"));
 	assert_int_not_equal(PARSE(&o, err, "--api-listen", "nope"), 0);
 	assert_non_null(strstr(err, "--api-listen"));
+	assert_int_not_equal(PARSE(&o, err, "--drain-timeout", "soon"), 0);
+	assert_non_null(strstr(err, "--drain-timeout: expected a duration"));
 	assert_int_not_equal(PARSE(&o, err, "--bogus"), 0);
 	assert_non_null(strstr(err, "--bogus"));
 	assert_int_not_equal(PARSE(&o, err, "--adapter"), 0);
@@ -113,7 +121,8 @@ static void test_help_lists_every_flag(void **st)
 		"--arp", "--bgp", "--adapter", "--ipam-range", "--project", "--facility",
 		"--metro", "--api-listen", "--api-token-file", "--bird-socket", "--dataplane",
 		"--config", "--state-dir", "--check-config", "--log-level", "--foreground",
-		"--version", "--help",
+		"--version", "--help", "--arp-refresh", "--graceful-shutdown", "--drain-timeout",
+		"--bird-routes", "--bpf-pin-dir", "--xdp-unload",
 	};
 
 	(void)st;

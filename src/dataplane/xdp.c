@@ -80,6 +80,12 @@ struct xdp_plane {
 	size_t cap_mb;
 	size_t unsupported;    /* load balancers this plane cannot serve, last sync */
 	size_t local_backends; /* backends of type LOCAL it leaves out, last sync */
+	/* Active flows per backend id and per VIP id, from the last walk of conns. */
+	uint32_t active_bk[VIPD_MAX_BACKENDS];
+	uint32_t active_vip[VIPD_MAX_VIPS];
+	uint64_t active_at;   /* CLOCK_MONOTONIC ns of that walk; 0: none yet */
+	int active_err;       /* its result: 0 or -errno */
+	bool active_no_batch; /* the kernel has no batch lookup for conns: key by key */
 };
 
 /* Maps that carry state across a restart; backend_nh and scratch are recomputed. */
@@ -1043,6 +1049,183 @@ static int stats_read(struct xdp_plane *x, int fd, __u32 id, struct dataplane_st
 	return err;
 }
 
+/*
+ * A flow counts as active while it is open and was seen within these windows. IPVS keeps idle
+ * entries for 900 s (TCP) and 300 s (UDP); the count here is what a drain is watched by, so it
+ * should fall soon after the last real traffic. A drain reports done after its own timeout
+ * (300 s by default) whatever the count says, so a longer TCP window would never show; a UDP
+ * flow has no close to see, and 30 s of silence is taken as its end (request/response
+ * exchanges are long over by then, streams send more often).
+ */
+#define XDP_ACTIVE_IDLE_TCP_NS (300ull * 1000000000)
+#define XDP_ACTIVE_IDLE_UDP_NS (30ull * 1000000000)
+/*
+ * One walk of conns answers every stats call for this long: GET /loadbalancers asks for each
+ * backend of each load balancer, and a walk of a full conns takes tens of milliseconds.
+ */
+#define XDP_ACTIVE_CACHE_NS 1000000000ull
+/* Flows per batch lookup; must exceed the longest hash bucket, or the kernel says ENOSPC. */
+#define XDP_WALK_CHUNK 4096
+/* The kernel's ENOTSUPP, which libc has no name for: a map type without batch lookups. */
+#define XDP_ENOTSUPP 524
+
+static uint64_t clock_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Whether flow k (value c) is open and recent; gen: vip_gen as read before the walk, now:
+ * CLOCK_MONOTONIC_COARSE, the program's clock.
+ *
+ * Only the client's side of a flow is looked at. The reply side (rev's flags, NAT and FULLNAT)
+ * would catch a backend's RST that the client never answers, but its FIN/RST mark outlives
+ * the connection: a client reusing its port sends a SYN that clears conns' flags, while the
+ * backend's SYN-ACK leaves rev's flags as they were, so the new, live connection would count
+ * as closed and a drain would look finished with a connection still open. Erring the other
+ * way costs at most the idle window (and reading rev would take a second walk).
+ */
+static bool flow_active(const struct xdp_plane *x, const __u32 *gen, __u64 now,
+			const struct vipd_flow *k, const struct vipd_conn *c)
+{
+	__u64 idle = k->proto == IPPROTO_TCP ? XDP_ACTIVE_IDLE_TCP_NS : XDP_ACTIVE_IDLE_UDP_NS;
+
+	/*
+	 * An older generation: the VIP was removed (its id may be another VIP's now), or it
+	 * changed mode and the flow has sent nothing since.
+	 */
+	if (c->vip_id >= VIPD_MAX_VIPS || !x->vips[c->vip_id].used || c->gen != gen[c->vip_id])
+		return false;
+	/* As IPVS's ActiveConn: a handshake never completed (a SYN flood) is no connection. */
+	if (k->proto == IPPROTO_TCP &&
+	    (c->flags & VIPD_CONN_F_CLOSING || !(c->flags & VIPD_CONN_F_ESTABLISHED)))
+		return false;
+	return c->last_seen_ns >= now || now - c->last_seen_ns < idle;
+}
+
+static void flow_count(struct xdp_plane *x, const __u32 *gen, __u64 now,
+		       const struct vipd_flow *k, const struct vipd_conn *c)
+{
+	const struct vipd_backend *b;
+
+	if (!flow_active(x, gen, now, k, c))
+		return;
+	x->active_vip[c->vip_id]++;
+	if (c->backend_id >= VIPD_MAX_BACKENDS)
+		return;
+	b = &x->backends[c->backend_id].val;
+	/* Not a failed backend's (its flows leave it on their next packet), nor a reused id's. */
+	if (b->family && b->vip_id == c->vip_id && b->flags & VIPD_BACKEND_F_ALIVE)
+		x->active_bk[c->backend_id]++;
+}
+
+static void active_clear(struct xdp_plane *x)
+{
+	memset(x->active_bk, 0, sizeof(x->active_bk));
+	memset(x->active_vip, 0, sizeof(x->active_vip));
+}
+
+/* Counts the flows of conns (fd) through batch lookups. 0 or -errno. */
+static int conns_walk_batch(struct xdp_plane *x, int fd, const __u32 *gen, __u64 now)
+{
+	struct vipd_flow *keys = calloc(XDP_WALK_CHUNK, sizeof(*keys));
+	struct vipd_conn *vals = calloc(XDP_WALK_CHUNK, sizeof(*vals));
+	struct vipd_flow pos[2]; /* opaque positions in and out, never larger than a key */
+	void *in = NULL;
+	int err = -ENOMEM;
+
+	/* Ends: the kernel moves on by at least one bucket per call and says ENOENT at the last. */
+	while (keys && vals) {
+		__u32 n = XDP_WALK_CHUNK;
+
+		err = bpf_map_lookup_batch(fd, in, &pos[1], keys, vals, &n, NULL);
+		if (err && err != -ENOENT)
+			break;
+		for (__u32 i = 0; i < n; i++)
+			flow_count(x, gen, now, &keys[i], &vals[i]);
+		if (err) {
+			err = 0;
+			break;
+		}
+		pos[0] = pos[1];
+		in = &pos[0];
+	}
+	free(keys);
+	free(vals);
+	return err;
+}
+
+/* The same key by key, for kernels without batch lookups. 0 or -errno. */
+static int conns_walk_keys(struct xdp_plane *x, int fd, const __u32 *gen, __u64 now)
+{
+	__u32 max = bpf_map__max_entries(x->skel->maps.conns);
+	struct vipd_flow key, next, *prev = NULL;
+	struct vipd_conn c;
+	int err;
+
+	/* Bounded: when the key in hand is evicted, get_next_key starts over from the first. */
+	for (__u32 i = 0; i < max; i++) {
+		err = bpf_map_get_next_key(fd, prev, &next);
+		if (err)
+			return err == -ENOENT ? 0 : err;
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &c) == 0)
+			flow_count(x, gen, now, &key, &c);
+	}
+	return 0;
+}
+
+/*
+ * Active flows per backend and per VIP (active_bk, active_vip) from one walk of conns, done
+ * when stats are asked for and at most once per XDP_ACTIVE_CACHE_NS after the last one. The
+ * walk races the program: a flow evicted or moved meanwhile may be missed or counted twice.
+ * 0 or -errno (logged).
+ */
+static int active_refresh(struct xdp_plane *x)
+{
+	int fd = bpf_map__fd(x->skel->maps.conns), gfd = bpf_map__fd(x->skel->maps.vip_gen);
+	uint64_t start = clock_ns(CLOCK_MONOTONIC);
+	__u32 gen[VIPD_MAX_VIPS] = { 0 };
+	__u64 now;
+	int err = 0;
+
+	if (x->active_at && start - x->active_at < XDP_ACTIVE_CACHE_NS)
+		return x->active_err;
+	active_clear(x);
+	for (__u32 i = 0; i < VIPD_MAX_VIPS && !err; i++)
+		if (x->vips[i].used && bpf_map_lookup_elem(gfd, &i, &gen[i]))
+			err = -errno;
+	now = clock_ns(CLOCK_MONOTONIC_COARSE);
+	if (!err && !x->active_no_batch) {
+		err = conns_walk_batch(x, fd, gen, now);
+		if (err == -EINVAL || err == -EOPNOTSUPP || err == -XDP_ENOTSUPP) {
+			log_info("msg=\"no batch lookup on conns; counting active connections key by "
+				 "key\" err=%d",
+				 err);
+			x->active_no_batch = true;
+			active_clear(x);
+			err = 0;
+		}
+	}
+	if (!err && x->active_no_batch)
+		err = conns_walk_keys(x, fd, gen, now);
+	if (err) {
+		active_clear(x);
+		if (err != x->active_err)
+			log_warn("msg=\"cannot count active connections\" err=\"%s\"", strerror(-err));
+	}
+	x->active_err = err;
+	/* From the end: a slow walk (key by key, ~1 s when full) must not run back to back. */
+	x->active_at = clock_ns(CLOCK_MONOTONIC);
+	log_debug("msg=\"active connections counted\" walk_us=%llu",
+		  (unsigned long long)(x->active_at - start) / 1000);
+	return err;
+}
+
 static struct xdp_vip *vip_of_lb(struct xdp_plane *x, const struct lb *lb)
 {
 	struct vipd_vip_key k;
@@ -1059,20 +1242,33 @@ static int xdp_backend_stats(struct dataplane *dp, const struct lb *lb, const st
 	struct xdp_plane *x = (struct xdp_plane *)dp;
 	struct xdp_vip *v = vip_of_lb(x, lb);
 	__u32 id;
+	int err;
 
 	if (!v || backend_find(x, v->val.vip_id, b, &id))
 		return -ENOENT;
-	return stats_read(x, bpf_map__fd(x->skel->maps.backend_stats), id, out);
+	err = stats_read(x, bpf_map__fd(x->skel->maps.backend_stats), id, out);
+	/* No count rather than a 0 that would tell a drain watcher the backend is idle. */
+	if (!err)
+		err = active_refresh(x);
+	if (!err)
+		out->active_connections = x->active_bk[id];
+	return err;
 }
 
 static int xdp_lb_stats(struct dataplane *dp, const struct lb *lb, struct dataplane_stats *out)
 {
 	struct xdp_plane *x = (struct xdp_plane *)dp;
 	struct xdp_vip *v = vip_of_lb(x, lb);
+	int err;
 
 	if (!v)
 		return -ENOENT;
-	return stats_read(x, bpf_map__fd(x->skel->maps.vip_stats), v->val.vip_id, out);
+	err = stats_read(x, bpf_map__fd(x->skel->maps.vip_stats), v->val.vip_id, out);
+	if (!err)
+		err = active_refresh(x);
+	if (!err)
+		out->active_connections = x->active_vip[v->val.vip_id];
+	return err;
 }
 
 static int detach_all(void)

@@ -1,9 +1,9 @@
 """vipd's XDP data plane end to end, in network namespaces this test makes (tests/lib/netns.py):
 a client, a node running `vipd --dataplane xdp`, three backends on the node's L2 segment
 serving TCP and UDP with their own name. For fullnat, nat and dsr, over IPv4 and IPv6:
-connections spread by weight, per-backend counters, drain and removal with a live
-connection, kill -9 and restart of vipd during a transfer (pinned maps adopted), and
-non-VIP traffic to and through the node."""
+connections spread by weight, per-backend counters, active connection counts (held open,
+closed, drained), drain and removal with a live connection, kill -9 and restart of vipd
+during a transfer (pinned maps adopted), and non-VIP traffic to and through the node."""
 import json
 import os
 import re
@@ -32,6 +32,8 @@ VIPS = {"fullnat": {4: "10.231.100.10", 6: "fd00:e2e:f::10"},
         "nat": {4: "10.231.100.20", 6: "fd00:e2e:f::20"},
         "dsr": {4: "10.231.100.30", 6: "fd00:e2e:f::30"}}
 REMOVAL = {"fullnat": "delete", "nat": "drain", "dsr": "delete"}
+N_HELD = 5                # TCP connections held open for the active connection count
+ACTIVE_WAIT = 2.0         # s for active_connections to follow (vipd counts at most once a second)
 NODE_PORT = 2222          # a TCP/UDP service of the node itself, not a VIP
 API_PORT = 10001
 COUNTERS = ["no_backend", "family", "no_snat", "snat_exhausted", "ttl", "no_neigh", "fib_fail",
@@ -270,6 +272,96 @@ def backend_stats(v, lb_uuid):
     return out
 
 
+def active_of(v, lb_uuid):
+    """{backend ip: active_connections, LB_KEY: the load balancer's} or an error string."""
+    st = backend_stats(v, lb_uuid)
+    if isinstance(st, str):
+        return st
+    try:
+        return {k: s["active_connections"] for k, s in st.items()}
+    except (TypeError, KeyError):
+        return f"no active_connections in {st}"
+
+
+def wait_active(v, lb_uuid, want, timeout=ACTIVE_WAIT):
+    """Polls the load balancer until want(active_of(...)) holds: (held, last answer, seconds)."""
+    t0 = time.time()
+    while True:
+        got = active_of(v, lb_uuid)
+        if not isinstance(got, str) and want(got):
+            return True, got, time.time() - t0
+        if time.time() - t0 > timeout:
+            return False, got, time.time() - t0
+        time.sleep(0.1)
+
+
+def conns_entries(pin_dir):
+    """How many flows the pinned conns map holds, or an error string."""
+    r = subprocess.run(["bpftool", "-j", "map", "dump", "pinned", os.path.join(pin_dir, "conns")],
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        return f"bpftool: {r.stderr.strip()}"
+    try:
+        return len(json.loads(r.stdout))
+    except ValueError as e:
+        return f"cannot parse bpftool output ({e})"
+
+
+def walk_timing(v, lb_uuid, pin_dir):
+    """Prints what a GET /loadbalancer costs with a fresh walk of conns and from the cache."""
+    costs = []
+    for _ in range(3):
+        time.sleep(1.1)  # past vipd's cache of the count
+        t0 = time.perf_counter()
+        v.request("GET", f"/loadbalancer/{lb_uuid}")
+        t1 = time.perf_counter()
+        v.request("GET", f"/loadbalancer/{lb_uuid}")
+        costs.append(((t1 - t0) * 1000, (time.perf_counter() - t1) * 1000))
+    walk, cached = min(c[0] for c in costs), min(c[1] for c in costs)
+    print(f"# active_connections: GET /loadbalancer {walk:.2f} ms with a walk of conns "
+          f"({conns_entries(pin_dir)} entries), {cached:.2f} ms from the cache: the walk "
+          f"costs ~{max(walk - cached, 0.0):.2f} ms", flush=True)
+
+
+def active_check(topo, v, mode, fam, lb, timing_pin_dir=None):
+    """N_HELD TCP connections held open through the VIP count as active, per backend as they
+    went; closing them (FIN) brings every count back to 0. The load balancer has just served
+    N_FLOWS short connections, which must not count."""
+    vip = VIPS[mode][fam]
+    held, errors = [], []
+    for _ in range(N_HELD):
+        try:
+            held.append(Long(topo.client, vip, VIP_PORT))
+        except (OSError, ValueError) as e:
+            errors.append(f"{type(e).__name__}: {e}")
+    want = {b.ip[fam]: sum(h.backend == b.name for h in held) for b in topo.backends}
+    want[LB_KEY] = N_HELD
+    good, got, took = wait_active(v, lb["uuid"], lambda a: a == want)
+    spread = "/".join(str(want[b.ip[fam]]) for b in topo.backends)
+    ok(good and not errors, f"{mode}: with {N_HELD} TCP connections held open through "
+       f"{ep(vip, VIP_PORT)}, its stats.active_connections is {N_HELD} and the backends' add up "
+       f"to it as the connections went ({spread}); the {N_FLOWS} closed before do not count",
+       f"errors {errors}; want {want}; got {got}")
+    if timing_pin_dir:
+        walk_timing(v, lb["uuid"], timing_pin_dir)
+    for h in held:
+        h.close()
+    good, got, took = wait_active(v, lb["uuid"], lambda a: not any(a.values()))
+    ok(good, f"{mode}: once those clients close (FIN), active_connections of the IPv{fam} load "
+       f"balancer and of each backend fall to 0 within {ACTIVE_WAIT:.0f} s (took {took:.1f} s)",
+       got)
+
+
+def udp_active_check(v, mode, fam, lb, served):
+    """UDP has no close: each flow just used counts until it is idle (30 s)."""
+    def want(a):
+        return a[LB_KEY] >= served and a[LB_KEY] == sum(n for k, n in a.items() if k != LB_KEY)
+    good, got, _ = wait_active(v, lb["uuid"], want)
+    ok(good and served > 0, f"{mode}: the {served} UDP IPv{fam} flows just used count as active "
+       f"connections (load balancer {got.get(LB_KEY) if isinstance(got, dict) else '?'}, the "
+       f"sum of its backends')", got)
+
+
 def stats_grew(before, after, topo, fam, counts):
     """Each backend's connections grew by exactly the flows it served, and the load balancer's
     by all of them; packets and bytes too."""
@@ -300,7 +392,7 @@ def stats_grew(before, after, topo, fam, counts):
 def main():
     # timeout(1) stops with SIGTERM: unwind so the finally below and atexit clean up.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    topo = Topology(prefix="xe2e-")
+    topo = Topology(prefix=os.environ.get("VIPD_NETNS_PREFIX", "xe2e-"))
     pin_dir = f"/sys/fs/bpf/vipd-e2e-{topo.tag}"
     v = None
     try:
@@ -400,6 +492,11 @@ def run(topo, pin_dir):
                 good, figures, detail = stats_grew(before, after, topo, fam, counts)
                 ok(good, f"{mode}: GET /loadbalancer shows per-backend stats of {proto.upper()} "
                    f"IPv{fam} grown by the flows each served ({figures})", detail)
+                if proto == "tcp":
+                    timing = pin_dir if (mode, fam) == ("fullnat", 4) else None
+                    active_check(topo, v, mode, fam, lb, timing)
+                else:
+                    udp_active_check(v, mode, fam, lb, sum(counts.values()))
             removal_check(topo, v, pin_dir, mode, fam, lbs.get((mode, fam, "tcp")), names)
 
     # --- kill -9 during a transfer, restart, adoption --------------------------------------
@@ -488,6 +585,15 @@ def removal_check(topo, v, pin_dir, mode, fam, lb, names):
        f"before still exchanges data with {x}",
        diag(topo, v, pin_dir,
             f"API {st} {resp}; errors {errors[:5]}; live connection answers {echoes}"))
+    if how == "drain":
+        good, got, _ = wait_active(v, lb["uuid"], lambda a: a.get(bx["ip"]) == 1
+                                   and a[LB_KEY] == 1)
+        ok(good, f"{mode}: the drained backend {x} shows active_connections 1 while the "
+           f"connection opened before stays open (load balancer 1; the 120 new ones closed)", got)
+    else:
+        good, got, _ = wait_active(v, lb["uuid"], lambda a: a[LB_KEY] == 1)
+        ok(good, f"{mode}: after the DELETE of {x} the load balancer still counts the connection "
+           f"held open to it: active_connections 1", got)
     # Put X back so the restart checks see every backend again.
     if how == "delete":
         st, resp = v.request("POST", f"/loadbalancer/{lb['uuid']}/backend",
@@ -505,6 +611,9 @@ def removal_check(topo, v, pin_dir, mode, fam, lb, names):
     echo = live.exchange()
     ok(echo == x, f"{mode}: the connection opened before the {how} still talks to {x}", echo)
     live.close()
+    good, got, took = wait_active(v, lb["uuid"], lambda a: not any(a.values()))
+    ok(good, f"{mode}: once that connection closes, active_connections of {x} and of the load "
+       f"balancer fall to 0 (took {took:.1f} s)", got)
 
 
 def private_sys_restart(topo, v, pin_dir, state_dir, lbs):

@@ -4,9 +4,12 @@
 # client's link. Load balancers are created through the REST API with vipctl; the client learns
 # each VIP from vipd's gratuitous ARP / NA and sends real TCP and UDP traffic over IPv4 and
 # IPv6 through fullnat, nat and dsr VIPs; a backend is drained while a connection to it stays
-# up; vipd is killed with -9 in the middle of a transfer and restarted. Then BGP mode: vipd
-# restarts with --bgp, hands its VIPs to a BIRD on the node, which announces them to a BIRD on
-# a router namespace; the router's traffic reaches the VIPs. Prints a summary.
+# up; health checks take a killed backend out, withdraw a VIP whose backends all died and
+# announce it again when they return; vipd is killed with -9 in the middle of a transfer and
+# restarted. Then BGP mode: vipd restarts with --bgp, hands its VIPs to a BIRD on the node,
+# which announces them to a BIRD on a router namespace; the router's traffic reaches the VIPs;
+# a VIP whose backends all die is withdrawn at the router and comes back with them. Prints a
+# summary.
 # Installs its Debian dependencies first (needs root, for apt-get, netns and XDP).
 set -eu -o pipefail
 cd "$(dirname "$0")/.."
@@ -99,8 +102,12 @@ for i in 1 2 3; do
 	ip -n "$ns" -6 route add default via "fd00:201:$i::1"
 	in_ns "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
 	peer_end "$ns" b0
-	# Started directly (not through a shell function) so that $! is the server's own pid.
-	ip netns exec "$ns" python3 "$D/server.py" "b$i" 8080 &
+done
+SERVER=()
+# Not a function: started here so that $! is the server's own pid (killed and restarted below).
+for i in 1 2 3; do
+	ip netns exec "$P-b$i" python3 "$D/server.py" "b$i" 8080 &
+	SERVER[$i]=$!
 	PIDS+=($!)
 done
 
@@ -129,16 +136,19 @@ spread_line() { # JSON -> "b1=.. b2=.. b3=.."
 	python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(" ".join(f"{k}={d[k]}" for k in sorted(d)))' "$1"
 }
 
+# TCP checks every 500 ms (down after 2 failures, up after 2 successes) instead of the
+# default 5 s, so the health act below runs in seconds.
+HC=(--check tcp --interval 500ms --timeout 300ms --fall 2 --rise 2)
 say "load balancers through the API (VIPs from --ipam-range)"
-ctl lb create web --port 80 --forwarding fullnat >/dev/null
+ctl lb create web --port 80 --forwarding fullnat "${HC[@]}" >/dev/null
 ctl backend add web 10.201.1.2:8080 --weight 1 >/dev/null
 ctl backend add web 10.201.2.2:8080 --weight 1 >/dev/null
 ctl backend add web 10.201.3.2:8080 --weight 2 >/dev/null
 ctl lb create dns --port 53 --protocol udp --forwarding nat >/dev/null
 for i in 1 2 3; do ctl backend add dns "10.201.$i.2:8080" >/dev/null; done
-ctl lb create web6 --port 80 --vip fd00:201::180 --forwarding fullnat >/dev/null
+ctl lb create web6 --port 80 --vip fd00:201::180 --forwarding fullnat "${HC[@]}" >/dev/null
 for i in 1 2 3; do ctl backend add web6 "[fd00:201:$i::2]:8080" >/dev/null; done
-ctl lb create direct --port 8080 --forwarding dsr >/dev/null
+ctl lb create direct --port 8080 --forwarding dsr "${HC[@]}" >/dev/null
 for i in 1 2 3; do ctl backend add direct "10.201.$i.2:8080" >/dev/null; done
 WEB=$(vip_of web)
 DNS=$(vip_of dns)
@@ -185,6 +195,63 @@ echo "  200 new connections after the drain: $(spread_line "$r")"
 echo "  the connection held on b3: $held"
 note "after draining b3: new connections $(spread_line "$r"); the open one to b3: $held"
 ctl backend undrain web 10.201.3.2:8080 >/dev/null
+
+health_of() { # LB IP -> health of that backend
+	ctl --json lb show "$1" | python3 -c '
+import json, sys
+print(next(b["health"] for b in json.load(sys.stdin)["backends"] if b["ip"] == sys.argv[1]))' "$2"
+}
+# Polls COMMAND every 10 ms for up to 10 s until it succeeds; prints the milliseconds taken.
+ms_until() {
+	local t0 i
+	t0=$(date +%s%N)
+	for i in $(seq 1000); do
+		"$@" && break
+		sleep 0.01
+	done
+	echo $((($(date +%s%N) - t0) / 1000000))
+}
+is_down() { [ "$(health_of web "$1")" = down ]; }
+is_up() { [ "$(health_of web "$1")" = up ]; }
+vip_on_n0() { ip -n "$NODE" -br addr show n0 | grep -qw "$WEB/32"; }
+no_vip_on_n0() { ! vip_on_n0; }
+kill_server() { kill "${SERVER[$1]}"; wait "${SERVER[$1]}" 2>/dev/null || true; }
+start_server() {
+	ip netns exec "$P-b$1" python3 "$D/server.py" "b$1" 8080 &
+	SERVER[$1]=$!
+	PIDS+=($!)
+}
+
+say "health checks: b1's server dies; vipd's TCP check takes it out of web"
+kill_server 1
+ms=$(ms_until is_down 10.201.1.2)
+echo "  b1 down ${ms} ms after its server died (check every 500 ms, 2 failures, 300 ms timeout)"
+r=$(client spread "$WEB" 80 200)
+echo "  200 new connections: $(spread_line "$r")"
+note "health: b1 killed -> down in ${ms} ms; then 200 connections: $(spread_line "$r")"
+ctl lb show web | sed -n '/^health:/p;/^announced:/p;/^BACKEND/,$p' | sed 's/^/  /'
+
+say "health checks: every backend of web dies; vipd withdraws web's VIP from the network"
+t0=$(date +%s%N)
+kill_server 2
+kill_server 3
+ms=$(ms_until no_vip_on_n0)
+total=$((($(date +%s%N) - t0) / 1000000))
+echo "  web $WEB: no healthy backend; its address left n0 and the ARP refresh stopped ${total} ms"
+echo "  after the last backend died (bound: 2 x 500 ms + 300 ms + 300 ms = 1600 ms)"
+ctl lb list | sed 's/^/  /'
+note "health: all of web's backends killed -> VIP withdrawn (L2) after ${total} ms (bound 1600 ms)"
+
+say "health checks: the backends come back; web is announced again"
+t0=$(date +%s%N)
+for i in 1 2 3; do start_server "$i"; done
+ms=$(ms_until vip_on_n0)
+echo "  web's VIP back on n0 ${ms} ms after the servers were started (their start-up included;"
+echo "  2 successful checks 500 ms apart needed)"
+for _ in $(seq 100); do is_up 10.201.1.2 && is_up 10.201.3.2 && break; sleep 0.1; done
+r=$(client spread "$WEB" 80 200)
+echo "  200 connections: $(spread_line "$r")"
+note "health: backends back -> VIP re-announced after ${ms} ms; 200 connections: $(spread_line "$r")"
 
 say "kill -9 vipd in the middle of a 4 s transfer, restart it 1 s later"
 client stream "$WEB" 80 4 >"$WORK/stream.out" &
@@ -260,6 +327,21 @@ birdc_router show route protocol node | sed -n '3,$s/^/    /p'
 r=$(in_ns "$ROUTER" timeout 60 python3 "$D/client.py" spread "$WEB" 80 200)
 echo "  200 connections from the router to web $WEB:80 over the BGP route: $(spread_line "$r")"
 note "BGP: the router learned $n VIP routes from BIRD; router -> web: $(spread_line "$r")"
+route_at_router() { birdc_router show route "$WEB/32" | grep -q "$WEB/32"; }
+no_route_at_router() { ! route_at_router; }
+t0=$(date +%s%N)
+for i in 1 2 3; do kill_server "$i"; done
+ms_until no_route_at_router >/dev/null
+total=$((($(date +%s%N) - t0) / 1000000))
+echo "  every backend killed: web's route $WEB/32 gone from the router ${total} ms after"
+echo "  (bound: 2 x 500 ms + 300 ms + 300 ms = 1600 ms); the node dropped out for web"
+note "BGP + health: all backends killed -> $WEB/32 withdrawn at the router after ${total} ms (bound 1600 ms)"
+t0=$(date +%s%N)
+for i in 1 2 3; do start_server "$i"; done
+ms_until route_at_router >/dev/null
+total=$((($(date +%s%N) - t0) / 1000000))
+echo "  backends started again: the route is back ${total} ms later (server start-up included)"
+note "BGP + health: backends restarted -> route back at the router after ${total} ms"
 ctl lb delete direct >/dev/null
 t0=$(date +%s%N)
 for _ in $(seq 200); do

@@ -39,6 +39,9 @@ static const char usage[] =
 	"  lb list\n"
 	"  lb create NAME --port P [--vip ADDR] [--protocol tcp|udp] [--scheduler S]\n"
 	"                 [--forwarding fullnat|nat|dsr|tunnel]\n"
+	"                 [--check tcp|http|https|udp|none] [--interval D] [--timeout D]\n"
+	"                 [--fall N] [--rise N] [--check-port P] [--http-path PATH]\n"
+	"                 [--min-healthy N]   (health_check; D: 500ms, 5s, ...)\n"
 	"  lb show UUID|NAME\n"
 	"  lb delete UUID|NAME\n"
 	"  backend add LB IP:PORT [--weight W]      (IPv6: [ADDR]:PORT)\n"
@@ -380,9 +383,20 @@ static int cmd_lb_create(const struct ctl *c, int argc, char **argv)
 		{ "port", required_argument, NULL, 'p' }, { "vip", required_argument, NULL, 'a' },
 		{ "protocol", required_argument, NULL, 'P' },
 		{ "scheduler", required_argument, NULL, 's' },
-		{ "forwarding", required_argument, NULL, 'f' }, { NULL, 0, NULL, 0 },
+		{ "forwarding", required_argument, NULL, 'f' },
+		{ "check", required_argument, NULL, 'c' }, { "interval", required_argument, NULL, 'i' },
+		{ "timeout", required_argument, NULL, 't' }, { "fall", required_argument, NULL, 'F' },
+		{ "rise", required_argument, NULL, 'r' },
+		{ "check-port", required_argument, NULL, 'o' },
+		{ "http-path", required_argument, NULL, 'h' },
+		{ "min-healthy", required_argument, NULL, 'm' }, { NULL, 0, NULL, 0 },
 	};
-	cJSON *o = cJSON_CreateObject();
+	/* Health check flags and the health_check keys they set. */
+	static const char *const hc_key[128] = {
+		['c'] = "type", ['i'] = "interval", ['t'] = "timeout", ['F'] = "fail_count",
+		['r'] = "rise_count", ['o'] = "port", ['h'] = "http_path", ['m'] = "min_healthy",
+	};
+	cJSON *o = cJSON_CreateObject(), *hc = NULL;
 	char *body;
 	int ch, rc;
 
@@ -397,6 +411,14 @@ static int cmd_lb_create(const struct ctl *c, int argc, char **argv)
 		const char *key = ch == 'p' ? "port" : ch == 'a' ? "vip" : ch == 'P' ? "protocol"
 			: ch == 's' ? "scheduler" : ch == 'f' ? "forwarding" : NULL;
 
+		if (!key && ch > 0 && ch < 128 && hc_key[ch]) {
+			if (!hc)
+				hc = cJSON_AddObjectToObject(o, "health_check");
+			/* Numbers go as strings too: the API reads numeric strings and names the
+			 * flag's key in its error. */
+			cJSON_AddStringToObject(hc, hc_key[ch], optarg);
+			continue;
+		}
 		if (!key) {
 			cJSON_Delete(o);
 			return EXIT_USAGE;

@@ -50,6 +50,7 @@ struct xdp_backend {
 	bool seen;               /* in the model at this sync */
 	struct route_info route; /* oif 0: no route */
 	time_t route_at;         /* when route was asked for; 0: never (for this address) */
+	__u64 alive_since_ns;    /* CLOCK_MONOTONIC_COARSE when last made ALIVE; 0: before us */
 };
 
 struct xdp_iface {
@@ -578,6 +579,14 @@ static int zero_stats(struct xdp_plane *x, int fd, __u32 id)
 	return err;
 }
 
+static uint64_t clock_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static int backend_write(struct xdp_plane *x, __u32 id, const struct vipd_backend *v)
 {
 	struct xdp_backend *b = &x->backends[id];
@@ -591,6 +600,8 @@ static int backend_write(struct xdp_plane *x, __u32 id, const struct vipd_backen
 	}
 	if (moved && b->val.family)
 		index_remove(x, id);
+	if (v->flags & VIPD_BACKEND_F_ALIVE && (moved || !(b->val.flags & VIPD_BACKEND_F_ALIVE)))
+		b->alive_since_ns = clock_ns(CLOCK_MONOTONIC_COARSE);
 	b->val = *v;
 	if (moved) {
 		index_insert(x, id);
@@ -1069,14 +1080,6 @@ static int stats_read(struct xdp_plane *x, int fd, __u32 id, struct dataplane_st
 /* The kernel's ENOTSUPP, which libc has no name for: a map type without batch lookups. */
 #define XDP_ENOTSUPP 524
 
-static uint64_t clock_ns(clockid_t clk)
-{
-	struct timespec ts;
-
-	clock_gettime(clk, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * Whether flow k (value c) is open and recent; gen: vip_gen as read before the walk, now:
  * CLOCK_MONOTONIC_COARSE, the program's clock.
@@ -1110,15 +1113,23 @@ static void flow_count(struct xdp_plane *x, const __u32 *gen, __u64 now,
 		       const struct vipd_flow *k, const struct vipd_conn *c)
 {
 	const struct vipd_backend *b;
+	const struct xdp_backend *xb;
 
 	if (!flow_active(x, gen, now, k, c))
 		return;
 	x->active_vip[c->vip_id]++;
 	if (c->backend_id >= VIPD_MAX_BACKENDS)
 		return;
-	b = &x->backends[c->backend_id].val;
-	/* Not a failed backend's (its flows leave it on their next packet), nor a reused id's. */
-	if (b->family && b->vip_id == c->vip_id && b->flags & VIPD_BACKEND_F_ALIVE)
+	xb = &x->backends[c->backend_id];
+	b = &xb->val;
+	/*
+	 * Not a failed backend's (its flows leave it on their next packet), nor a reused id's,
+	 * nor one left from before the backend last came back: while it was down its flows
+	 * moved on, and one that stayed silent since was most likely reset by the backend
+	 * failing (a reset from the backend is not seen on the client's side).
+	 */
+	if (b->family && b->vip_id == c->vip_id && b->flags & VIPD_BACKEND_F_ALIVE &&
+	    c->last_seen_ns >= xb->alive_since_ns)
 		x->active_bk[c->backend_id]++;
 }
 
@@ -1183,9 +1194,9 @@ static int conns_walk_keys(struct xdp_plane *x, int fd, const __u32 *gen, __u64 
  * Active flows per backend and per VIP (active_bk, active_vip) from one walk of conns, done
  * when stats are asked for and at most once per XDP_ACTIVE_CACHE_NS after the last one. The
  * walk races the program: a flow evicted or moved meanwhile may be missed or counted twice.
- * 0 or -errno (logged).
+ * not_before: CLOCK_MONOTONIC ns; a walk older than that is redone. 0 or -errno (logged).
  */
-static int active_refresh(struct xdp_plane *x)
+static int active_refresh(struct xdp_plane *x, uint64_t not_before)
 {
 	int fd = bpf_map__fd(x->skel->maps.conns), gfd = bpf_map__fd(x->skel->maps.vip_gen);
 	uint64_t start = clock_ns(CLOCK_MONOTONIC);
@@ -1193,7 +1204,7 @@ static int active_refresh(struct xdp_plane *x)
 	__u64 now;
 	int err = 0;
 
-	if (x->active_at && start - x->active_at < XDP_ACTIVE_CACHE_NS)
+	if (x->active_at && x->active_at >= not_before && start - x->active_at < XDP_ACTIVE_CACHE_NS)
 		return x->active_err;
 	active_clear(x);
 	for (__u32 i = 0; i < VIPD_MAX_VIPS && !err; i++)
@@ -1247,9 +1258,10 @@ static int xdp_backend_stats(struct dataplane *dp, const struct lb *lb, const st
 	if (!v || backend_find(x, v->val.vip_id, b, &id))
 		return -ENOENT;
 	err = stats_read(x, bpf_map__fd(x->skel->maps.backend_stats), id, out);
-	/* No count rather than a 0 that would tell a drain watcher the backend is idle. */
+	/* No count rather than a 0 that would tell a drain watcher the backend is idle; and
+	 * none taken before the drain began, which says nothing about it. */
 	if (!err)
-		err = active_refresh(x);
+		err = active_refresh(x, b->drained ? (uint64_t)(b->drain_since * 1e9) : 0);
 	if (!err)
 		out->active_connections = x->active_bk[id];
 	return err;
@@ -1265,7 +1277,7 @@ static int xdp_lb_stats(struct dataplane *dp, const struct lb *lb, struct datapl
 		return -ENOENT;
 	err = stats_read(x, bpf_map__fd(x->skel->maps.vip_stats), v->val.vip_id, out);
 	if (!err)
-		err = active_refresh(x);
+		err = active_refresh(x, 0);
 	if (!err)
 		out->active_connections = x->active_vip[v->val.vip_id];
 	return err;

@@ -1,0 +1,343 @@
+"""Namespaces for the health-check end-to-end test (tests/integration/health.py): a client
+behind a BGP router, a node running vipd (XDP + BGP through its own BIRD), two backends on
+the node's L2 segment, and beside them an L2 (ARP) node with a client of its own.
+
+    client ns          router ns (BIRD 65000)        node ns (BIRD 65001, vipd XDP+BGP)
+    c-r ------------ r-c        r-n --------------- n-r (adapter)    n-lan ----+
+    10.234.1.2/24    10.234.1.1  10.234.0.2/30       10.234.0.1/30  10.234.2.1 |
+                                                                                |
+    lan ns: bridge br0 <- l-node, l-b1, l-b2, l-arp  --------------------------+
+      b1 ns: b-lan 10.234.2.11/24   b2 ns: b-lan 10.234.2.12/24 (default via the node)
+      arpn ns: a-lan 10.234.2.3/24, a-c 10.234.3.1/24 (vipd --arp) --- arpc ns: c-a 10.234.3.2/24
+
+vipd puts its XDP program on n-r and n-lan: their peers (r-n, l-node) carry an xdp_pass, and
+every veth has TX checksum offload off (see /tmp/brief.md, tests/lib/netns.py).
+
+`python3 health_topo.py serve NAME PORT` is the backend server: TCP only; greets each
+connection with "NAME PEER\\n"; a line "download BYTES MS" is answered with BYTES bytes spread
+evenly over MS milliseconds, then the connection is closed; any other line is echoed as
+"NAME LINE". It prints "ready" once listening and exits when its stdin closes.
+"""
+import os
+import secrets
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from netns import Netns, ping  # noqa: E402
+
+CLIENT_IP = "10.234.1.2"
+ROUTER_CLIENT_IP = "10.234.1.1"
+ROUTER_IP = "10.234.0.2"
+NODE_IP = "10.234.0.1"
+NODE_LAN_IP = "10.234.2.1"
+ARPN_LAN_IP = "10.234.2.3"
+ARPN_IP = "10.234.3.1"
+ARPC_IP = "10.234.3.2"
+BACKEND_IPS = {"b1": "10.234.2.11", "b2": "10.234.2.12"}
+ADAPTER = "n-r"       # the node's interface towards the router: vipd's --adapter
+LAN_IF = "n-lan"
+ARP_ADAPTER = "a-c"   # the L2 node's interface towards its client
+ARPC_IF = "c-a"
+ETH_P_ALL = 0x0003
+
+
+class Backend:
+    def __init__(self, name, ns, ip):
+        self.name, self.ns, self.ip = name, ns, ip
+        self.server = None
+
+
+class HealthTopo:
+    """Every namespace and server made here goes in destroy() (also at exit through the caller's
+    finally)."""
+
+    def __init__(self, prefix="he2e-"):
+        self.tag = prefix + secrets.token_hex(3)
+        def n(role):
+            return Netns(f"{self.tag}-{role}")
+        self.client, self.router, self.node, self.lan = (n(r) for r in
+                                                         ("client", "router", "node", "lan"))
+        self.arpn, self.arpc = n("arpn"), n("arpc")
+        self.backends = [Backend(name, n(name), ip) for name, ip in BACKEND_IPS.items()]
+        self._made = []
+        self._procs = []
+
+    def namespaces(self):
+        return [self.client, self.router, self.node, self.lan, self.arpn, self.arpc] + \
+            [b.ns for b in self.backends]
+
+    def _veth(self, ns_a, name_a, ns_b, name_b):
+        subprocess.run(["ip", "link", "add", name_a, "netns", ns_a.name, "type", "veth",
+                        "peer", "name", name_b, "netns", ns_b.name], check=True,
+                       capture_output=True, timeout=30)
+        for ns, name in ((ns_a, name_a), (ns_b, name_b)):
+            # Frames that leave a veth for an XDP peer must carry complete checksums.
+            ns.run("ethtool", "-K", name, "tx", "off")
+
+    @staticmethod
+    def _addr(ns, dev, cidr):
+        ns.ip("addr", "add", cidr, "dev", dev)
+        ns.ip("link", "set", dev, "up")
+
+    def build(self):
+        for ns in self.namespaces():
+            subprocess.run(["ip", "netns", "add", ns.name], check=True, capture_output=True,
+                           timeout=30)
+            self._made.append(ns)
+            ns.ip("link", "set", "lo", "up")
+            ns.run("sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0",
+                   "net.ipv4.conf.default.rp_filter=0")
+        for ns in (self.router, self.node):
+            ns.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
+
+        self._veth(self.client, "c-r", self.router, "r-c")
+        self._veth(self.router, "r-n", self.node, ADAPTER)
+        self._veth(self.node, LAN_IF, self.lan, "l-node")
+        self._veth(self.arpn, "a-lan", self.lan, "l-arp")
+        self._veth(self.arpc, ARPC_IF, self.arpn, ARP_ADAPTER)
+        self.lan.ip("link", "add", "br0", "type", "bridge", "stp_state", "0",
+                    "mcast_snooping", "0")
+        for b in self.backends:
+            self._veth(b.ns, "b-lan", self.lan, f"l-{b.name}")
+        for port in ["l-node", "l-arp"] + [f"l-{b.name}" for b in self.backends]:
+            self.lan.ip("link", "set", port, "master", "br0", "up")
+        self.lan.ip("link", "set", "br0", "up")
+
+        self._addr(self.client, "c-r", f"{CLIENT_IP}/24")
+        self._addr(self.router, "r-c", f"{ROUTER_CLIENT_IP}/24")
+        self._addr(self.router, "r-n", f"{ROUTER_IP}/30")
+        self._addr(self.node, ADAPTER, f"{NODE_IP}/30")
+        self._addr(self.node, LAN_IF, f"{NODE_LAN_IP}/24")
+        self._addr(self.arpn, "a-lan", f"{ARPN_LAN_IP}/24")
+        self._addr(self.arpn, ARP_ADAPTER, f"{ARPN_IP}/24")
+        self._addr(self.arpc, ARPC_IF, f"{ARPC_IP}/24")
+        self.client.ip("route", "add", "default", "via", ROUTER_CLIENT_IP)
+        self.node.ip("route", "add", "default", "via", ROUTER_IP)
+        for b in self.backends:
+            self._addr(b.ns, "b-lan", f"{b.ip}/24")
+            b.ns.ip("route", "add", "default", "via", NODE_LAN_IP)
+        self._resolve_neighbours()
+        return self
+
+    def _resolve_neighbours(self, timeout=10):
+        """Every first packet finds its neighbour entry (XDP forwards only to known MACs)."""
+        pairs = [(self.node, ROUTER_IP), (self.router, NODE_IP), (self.client, ROUTER_CLIENT_IP),
+                 (self.arpc, ARPN_IP)]
+        for b in self.backends:
+            pairs += [(self.node, b.ip), (b.ns, NODE_LAN_IP), (self.arpn, b.ip)]
+        deadline = time.time() + timeout
+        for ns, target in pairs:
+            while not ping(ns, target, timeout=0.5):
+                if time.time() > deadline:
+                    raise RuntimeError(f"{ns.name} cannot ping {target}")
+
+    def attach_xdp_pass(self, obj):
+        """xdp_pass on the peers of the interfaces vipd's program will sit on."""
+        for ns, dev in ((self.router, "r-n"), (self.lan, "l-node")):
+            ns.ip("link", "set", "dev", dev, "xdpdrv", "obj", obj, "sec", "xdp")
+
+    # --- backend servers, by PID -------------------------------------------------------
+
+    def start_server(self, b, port, timeout=10):
+        argv = b.ns.exec_argv([sys.executable, os.path.abspath(__file__), "serve", b.name,
+                               str(port)])
+        err = tempfile.TemporaryFile()  # a pipe nobody reads could fill and block it
+        p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
+        p.errfile = err
+        self._procs.append(p)
+        r, _, _ = select.select([p.stdout], [], [], timeout)
+        line = p.stdout.readline() if r else b""
+        if line.strip() != b"ready":
+            err.seek(0)
+            raise RuntimeError(f"server {b.name} did not start: {line!r} "
+                               f"{err.read(2000).decode(errors='replace')}")
+        b.server = p
+        return p
+
+    @staticmethod
+    def kill_server(b):
+        """SIGKILL to the server's PID: its listener goes, new connections are refused."""
+        p = b.server
+        if p is not None and p.poll() is None:
+            os.kill(p.pid, 9)
+            p.wait()
+        b.server = None
+
+    def destroy(self):
+        for p in self._procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+            p.errfile.close()
+        self._procs = []
+        for ns in reversed(self._made):
+            subprocess.run(["ip", "netns", "del", ns.name], capture_output=True, timeout=30)
+        self._made = []
+
+
+# --- the client's side -----------------------------------------------------------------
+
+def hello(ns, addr, port, timeout=1.0):
+    """The name of the backend that answered one short TCP connection from ns."""
+    with ns.connect(addr, port, timeout) as s, s.makefile("rb") as f:
+        line = f.readline().decode()
+        if not line:
+            raise ConnectionError("closed before the greeting")
+        return line.split()[0]
+
+
+class RouteWatch:
+    """The IPv4 main table of a namespace read over rtnetlink (cheap enough to poll every few
+    milliseconds, unlike forking ip)."""
+
+    def __init__(self, ns):
+        with ns.entered():
+            self.s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        self.s.settimeout(2)
+        self.seq = 0
+
+    def routes(self):
+        """{"a.b.c.d/len"} of the main table."""
+        self.seq += 1
+        # RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP; struct rtmsg with family AF_INET
+        self.s.send(struct.pack("=LHHLL", 28, 26, 0x301, self.seq, 0)
+                    + struct.pack("=BBBBBBBBI", socket.AF_INET, 0, 0, 0, 0, 0, 0, 0, 0))
+        out = set()
+        while True:
+            data = self.s.recv(65536)
+            off = 0
+            while off + 16 <= len(data):
+                ln, typ, _, seq, _ = struct.unpack_from("=LHHLL", data, off)
+                if ln < 16:
+                    return out
+                if seq != self.seq:
+                    off += (ln + 3) & ~3
+                    continue
+                if typ == 3:  # NLMSG_DONE
+                    return out
+                if typ == 2:  # NLMSG_ERROR
+                    raise OSError(-struct.unpack_from("=i", data, off + 16)[0], "route dump")
+                if typ == 24:  # RTM_NEWROUTE
+                    _, dlen, _, _, table = struct.unpack_from("=BBBBB", data, off + 16)
+                    a, dst = off + 28, None
+                    while a + 4 <= off + ln:
+                        alen, atyp = struct.unpack_from("=HH", data, a)
+                        if alen < 4:
+                            break
+                        if atyp == 1:  # RTA_DST
+                            dst = socket.inet_ntoa(data[a + 4:a + 8])
+                        elif atyp == 15:  # RTA_TABLE
+                            table = struct.unpack_from("=I", data, a + 4)[0]
+                        a += (alen + 3) & ~3
+                    if dst and table == 254:
+                        out.add(f"{dst}/{dlen}")
+                off += (ln + 3) & ~3
+
+    def has(self, vip):
+        return f"{vip}/32" in self.routes()
+
+    def close(self):
+        self.s.close()
+
+
+class GarpSniffer:
+    """Gratuitous ARP frames (sender address = target address) on an interface of ns."""
+
+    def __init__(self, ns, ifname):
+        with ns.entered():
+            self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        self.sock.bind((ifname, 0))
+        self.frames = []  # (time, ip)
+        self.lock = threading.Lock()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stopping:
+            r, _, _ = select.select([self.sock], [], [], 0.1)
+            if not r:
+                continue
+            d = self.sock.recv(2048)
+            if len(d) >= 42 and d[12:14] == b"\x08\x06" and d[28:32] == d[38:42]:
+                with self.lock:
+                    self.frames.append((time.time(), socket.inet_ntoa(d[28:32])))
+
+    def count(self, ip, since, until=None):
+        with self.lock:
+            return sum(1 for t, a in self.frames
+                       if a == ip and t >= since and (until is None or t <= until))
+
+    def first(self, ip, since):
+        with self.lock:
+            return next((t for t, a in self.frames if a == ip and t >= since), None)
+
+    def close(self):
+        self.stopping = True
+        self.thread.join(2)
+        self.sock.close()
+
+
+# --- the backend server ----------------------------------------------------------------
+
+def _conn(name, conn, peer):
+    try:
+        with conn, conn.makefile("rb") as f:
+            conn.settimeout(60)
+            conn.sendall(f"{name} {peer}\n".encode())
+            for line in f:
+                words = line.split()
+                if len(words) == 3 and words[0] == b"download":
+                    _download(conn, int(words[1]), int(words[2]) / 1000.0)
+                    return
+                conn.sendall(name.encode() + b" " + line)
+    except OSError:
+        pass
+
+
+def _download(conn, total, seconds, chunk=32768):
+    """total bytes, paced evenly over seconds."""
+    block = b"d" * chunk
+    t0 = time.monotonic()
+    sent = 0
+    while sent < total:
+        n = min(chunk, total - sent)
+        conn.sendall(block[:n])
+        sent += n
+        ahead = t0 + seconds * sent / total - time.monotonic()
+        if ahead > 0:
+            time.sleep(ahead)
+
+
+def serve(name, port, lifetime=300):
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("0.0.0.0", port))
+    ls.listen(512)
+
+    def loop():
+        while True:
+            conn, peer = ls.accept()
+            threading.Thread(target=_conn, args=(name, conn, peer[0]), daemon=True).start()
+
+    threading.Thread(target=loop, daemon=True).start()
+    print("ready", flush=True)
+    signal.signal(signal.SIGALRM, lambda *_: os._exit(0))
+    signal.alarm(lifetime)
+    sys.stdin.buffer.read()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "serve":
+        serve(sys.argv[2], int(sys.argv[3]))
+    else:
+        sys.exit(f"usage: {sys.argv[0]} serve NAME PORT")

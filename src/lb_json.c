@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "health/http_parse.h"
 #include "util.h"
 
 #define JPATH_MAX 256
@@ -23,6 +24,7 @@
 #define HC_INTERVAL_MAX_MS 3600000
 #define HC_COUNT_MAX 100
 #define HC_MIN_HEALTHY_MAX 4096
+#define PERSISTENCE_MAX_MS (24u * 86400 * 1000)
 
 /* Collects error lines into the caller's buffer; whole lines only. */
 struct jerr {
@@ -621,7 +623,11 @@ static void hc_parse(const cJSON *obj, const char *path, struct health_check *hc
 			hc_str(it, p, true, &hc->host, e);
 			break;
 		case HK_BODY:
-			hc_str(it, p, false, &hc->expect_body, e);
+			s = get_string(it, p, e);
+			if (s && strlen(s) > HTTP_EXPECT_MAX)
+				jerr_add(e, p, "must be at most %d bytes", HTTP_EXPECT_MAX);
+			else if (s)
+				hc_str(it, p, false, &hc->expect_body, e);
 			break;
 		case HK_TLS:
 			get_bool(it, p, &hc->tls_verify, e);
@@ -878,14 +884,15 @@ static void backends_parse(const cJSON *arr, enum lb_json_mode mode, const char 
 
 enum {
 	LK_UUID, LK_NAME, LK_VIP, LK_EIP, LK_PORT, LK_PROTOCOL, LK_SCHEDULER, LK_FORWARDING,
-	LK_STATUS, LK_ORIGIN, LK_HC, LK_BACKENDS,
+	LK_STATUS, LK_ORIGIN, LK_HC, LK_BACKENDS, LK_PERSISTENCE,
 };
 
 static const char *const lb_keys[] = {
 	[LK_UUID] = "uuid", [LK_NAME] = "name", [LK_VIP] = "vip", [LK_EIP] = "eip",
 	[LK_PORT] = "port", [LK_PROTOCOL] = "protocol", [LK_SCHEDULER] = "scheduler",
 	[LK_FORWARDING] = "forwarding", [LK_STATUS] = "status", [LK_ORIGIN] = "origin",
-	[LK_HC] = "health_check", [LK_BACKENDS] = "backends", NULL,
+	[LK_HC] = "health_check", [LK_BACKENDS] = "backends", [LK_PERSISTENCE] = "persistence",
+	NULL,
 };
 
 static void name_parse(const cJSON *v, const char *path, struct lb *lb, struct jerr *e)
@@ -1000,6 +1007,7 @@ static void lb_parse(const cJSON *obj, enum lb_json_mode mode, const char *path,
 	uint32_t seen = 0;
 	const cJSON *it;
 	uint64_t x;
+	uint32_t ms;
 
 	if (check_object(obj, path, e))
 		return;
@@ -1054,6 +1062,14 @@ static void lb_parse(const cJSON *obj, enum lb_json_mode mode, const char *path,
 			break;
 		case LK_BACKENDS:
 			backends = it;
+			break;
+		case LK_PERSISTENCE:
+			/* IPVS counts it in whole seconds, up to its own limit of about 24 days. */
+			if (json_duration_ms(it, &ms) || ms % 1000 || ms > PERSISTENCE_MAX_MS)
+				jerr_add(e, p, "must be whole seconds up to 24d, such as \"300s\" or "
+					 "\"10m\" (0: off)");
+			else
+				lb->persistence_ms = ms;
 			break;
 		default:
 			break;
@@ -1200,7 +1216,7 @@ cJSON *backend_to_json(const struct lb *lb, const struct backend *b, enum lb_jso
 cJSON *lb_to_json(const struct lb *lb, enum lb_json_view view)
 {
 	cJSON *o = cJSON_CreateObject(), *hc, *arr;
-	char ip[IP_ADDR_STRLEN];
+	char ip[IP_ADDR_STRLEN], d[24];
 	bool ok;
 
 	if (!o)
@@ -1213,6 +1229,8 @@ cJSON *lb_to_json(const struct lb *lb, enum lb_json_view view)
 	     cJSON_AddStringToObject(o, "protocol", lb_protocol_name(lb->protocol)) &&
 	     cJSON_AddStringToObject(o, "scheduler", lb_scheduler_name(lb->scheduler)) &&
 	     cJSON_AddStringToObject(o, "forwarding", lb_forwarding_name(lb->forwarding)) &&
+	     (!lb->persistence_ms ||
+	      cJSON_AddStringToObject(o, "persistence", duration_str(lb->persistence_ms, d))) &&
 	     (view != LB_VIEW_API ||
 	      cJSON_AddStringToObject(o, "status", lb_status_name(lb->status))) &&
 	     (view != LB_VIEW_STATE ||

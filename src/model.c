@@ -28,6 +28,24 @@ void health_check_init(struct health_check *hc)
 	hc->min_healthy = 1;
 }
 
+static bool str_eq(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+bool health_check_probes_equal(const struct health_check *a, const struct health_check *b)
+{
+	return a->type == b->type && a->interval_ms == b->interval_ms &&
+	       a->timeout_ms == b->timeout_ms && a->fail_count == b->fail_count &&
+	       a->rise_count == b->rise_count && a->port == b->port &&
+	       a->tls_verify == b->tls_verify && a->n_expected_status == b->n_expected_status &&
+	       !memcmp(a->expected_status, b->expected_status,
+		       a->n_expected_status * sizeof(a->expected_status[0])) &&
+	       str_eq(a->http_path, b->http_path) && str_eq(a->host, b->host) &&
+	       str_eq(a->expect_body, b->expect_body) && str_eq(a->udp_payload, b->udp_payload) &&
+	       str_eq(a->udp_expect, b->udp_expect);
+}
+
 void health_check_clear(struct health_check *hc)
 {
 	free(hc->http_path);

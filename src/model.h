@@ -82,6 +82,7 @@ struct lb {
 	enum lb_protocol protocol;
 	enum lb_scheduler scheduler;
 	enum lb_forwarding forwarding;
+	uint32_t persistence_ms; /* IPVS: a client sticks to its backend this long; 0: off */
 	struct health_check hc;
 	enum lb_origin origin;
 	enum lb_status status;
@@ -95,6 +96,9 @@ struct model;
 /* Defaults that a new object starts from (filled by lb_init / backend_init). */
 void health_check_init(struct health_check *hc);
 void health_check_clear(struct health_check *hc);
+/* Whether two checks probe the same way (min_healthy, which only the announcer reads,
+ * is not compared). */
+bool health_check_probes_equal(const struct health_check *a, const struct health_check *b);
 int health_check_copy(struct health_check *dst, const struct health_check *src);
 
 /* A new empty load balancer with defaults and a fresh random uuid; NULL on ENOMEM. */

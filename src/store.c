@@ -222,7 +222,8 @@ restore_fields:
 }
 
 /* Health and drain start are runtime knowledge: a backend that stays (same uuid, same
- * address) keeps them. */
+ * address) keeps them. Also through a change of its check: a backend known to be down
+ * stays out until the new check says otherwise, rather than taking traffic meanwhile. */
 static void keep_health(struct lb *to, struct lb *from)
 {
 	for (size_t i = 0; i < to->n_backends; i++) {

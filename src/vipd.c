@@ -367,6 +367,11 @@ static void on_reload(struct ev_loop *loop, ev_signal *w, int revents)
 	    next.bgp != d->settings.bgp || !same_ranges(&next, &d->settings))
 		log_warn("msg=\"reload: api_listen, state_dir, dataplane, arp/bgp and ipam_ranges "
 			 "changes take effect at the next restart\"");
+	if (next.drain_timeout_ms != d->settings.drain_timeout_ms) {
+		d->settings.drain_timeout_ms = next.drain_timeout_ms;
+		d->api.drain_timeout_s = next.drain_timeout_ms / 1000.0;
+		log_info("msg=\"drain timeout changed\" drain_timeout_ms=%u", next.drain_timeout_ms);
+	}
 	if (next.log_level != d->settings.log_level) {
 		log_info("msg=\"log level changed\" from=%s to=%s",
 			 log_level_name(d->settings.log_level), log_level_name(next.log_level));

@@ -538,12 +538,20 @@ static void test_health_check(void **st)
 	assert_int_equal(lb->hc.min_healthy, 2);
 	lb_free(lb);
 
+	/* IPVS persistence, in whole seconds */
+	lb = parse_ok("{\"name\":\"a\",\"port\":80,\"persistence\":\"10m\"}", LB_JSON_API);
+	assert_int_equal(lb->persistence_ms, 600000);
+	lb_free(lb);
+
 	/* "draining", as the API shows a drain in progress, reads back as drained */
 	lb = parse_ok("{\"name\":\"a\",\"port\":80,\"backends\":[{\"ip\":\"10.0.0.1\","
 		      "\"port\":80,\"state\":\"draining\"}]}", LB_JSON_API);
 	assert_true(lb->backends[0].drained);
 	lb_free(lb);
 }
+
+#define X16 "xxxxxxxxxxxxxxxx"
+#define X256 X16 X16 X16 X16 X16 X16 X16 X16 X16 X16 X16 X16 X16 X16 X16 X16
 
 static void test_health_check_errors(void **st)
 {
@@ -594,6 +602,8 @@ static void test_health_check_errors(void **st)
 			"number" },
 		{ "{\"foo\":1}", "health_check: unknown key \"foo\"" },
 		{ "{\"min_healthy\":0}", "health_check.min_healthy: must be 1..4096" },
+		{ "{\"expect_body\":\"" X256 "x\"}", "health_check.expect_body: must be at most "
+		  "256 bytes" },
 		{ "[]", "health_check: must be an object, not an array" },
 	};
 	char body[512];

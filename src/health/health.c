@@ -17,6 +17,7 @@ struct health_checker {
 	size_t n_buckets;
 	size_t n_targets;
 	SSL_CTX *ssl_ctx;
+	struct tcp_pool tcp;
 };
 
 void health_machine_init(struct health_machine *m)
@@ -73,6 +74,11 @@ struct ev_loop *probe_loop(const struct hc_target *t)
 	return t->owner->loop;
 }
 
+struct tcp_pool *probe_tcp_pool(struct hc_target *t)
+{
+	return &t->owner->tcp;
+}
+
 SSL_CTX *probe_ssl_ctx(struct hc_target *t)
 {
 	struct health_checker *hc = t->owner;
@@ -126,7 +132,9 @@ static void probe_release(struct hc_target *t)
 		SSL_free(t->ssl);
 		t->ssl = NULL;
 	}
-	if (t->fd >= 0) {
+	if (t->tsock) {
+		probe_tcp_release(t);
+	} else if (t->fd >= 0) {
 		close(t->fd);
 		t->fd = -1;
 	}
@@ -140,15 +148,19 @@ void probe_finish(struct hc_target *t, bool ok, const char *reason)
 	struct health_checker *hc = t->owner;
 	enum backend_health old = t->m.state;
 	struct timespec now;
+	size_t len;
 	int64_t us;
 
 	if (!t->busy)
 		return;
-	probe_release(t);
+	/* Before the release: its reset is not part of the backend's latency. */
 	clock_gettime(CLOCK_MONOTONIC, &now);
+	probe_release(t);
 	us = (int64_t)(now.tv_sec - t->t0.tv_sec) * 1000000 + (now.tv_nsec - t->t0.tv_nsec) / 1000;
 	t->st.latency_us = us < 0 ? 0 : us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
-	snprintf(t->st.reason, sizeof(t->st.reason), "%s", reason);
+	len = strnlen(reason, sizeof(t->st.reason) - 1);
+	memcpy(t->st.reason, reason, len);
+	t->st.reason[len] = '\0';
 	if (ok)
 		t->st.n_ok++;
 	else
@@ -165,9 +177,10 @@ void probe_finish(struct hc_target *t, bool ok, const char *reason)
 	{
 		char ip[IP_ADDR_STRLEN];
 
-		log_info("health: lb=%s backend=%s addr=%s port=%u %s -> %s reason=\"%s\" after=%u",
-			 t->lb_uuid, t->be_uuid, ip_addr_str(&t->ip, ip), t->port,
-			 backend_health_name(old), backend_health_name(t->m.state), t->st.reason,
+		log_info("msg=\"backend %s\" lb=%s backend=%s addr=%s port=%u from=%s reason=\"%s\" "
+			 "after=%u",
+			 backend_health_name(t->m.state), t->lb_uuid, t->be_uuid,
+			 ip_addr_str(&t->ip, ip), t->port, backend_health_name(old), t->st.reason,
 			 ok ? t->m.ok_run : t->m.fail_run);
 	}
 	if (hc->on_change)
@@ -184,6 +197,7 @@ static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct hc_target *t = probe_container_of(w, struct hc_target, tick);
+	double lag;
 	int rc;
 
 	(void)revents;
@@ -194,7 +208,10 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	t->phase = 0;
 	t->sent = 0;
 	clock_gettime(CLOCK_MONOTONIC, &t->t0);
-	ev_timer_set(&t->deadline, t->cfg.timeout_ms / 1000.0, 0.);
+	/* The loop's clock is that of the start of this iteration; a busy iteration would
+	 * otherwise cut the probe's time short by however long it has run so far. */
+	lag = ev_time() - ev_now(loop);
+	ev_timer_set(&t->deadline, t->cfg.timeout_ms / 1000.0 + (lag > 0 ? lag : 0), 0.);
 	ev_timer_start(loop, &t->deadline);
 	switch (t->cfg.type) {
 	case HC_TCP:
@@ -213,24 +230,6 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 	if (rc < 0)
 		probe_finish(t, false, probe_errno_reason(-rc));
-}
-
-static bool str_eq(const char *a, const char *b)
-{
-	return a == b || (a && b && !strcmp(a, b));
-}
-
-static bool hc_equal(const struct health_check *a, const struct health_check *b)
-{
-	return a->type == b->type && a->interval_ms == b->interval_ms &&
-	       a->timeout_ms == b->timeout_ms && a->fail_count == b->fail_count &&
-	       a->rise_count == b->rise_count && a->port == b->port &&
-	       a->tls_verify == b->tls_verify && a->n_expected_status == b->n_expected_status &&
-	       !memcmp(a->expected_status, b->expected_status,
-		       a->n_expected_status * sizeof(a->expected_status[0])) &&
-	       str_eq(a->http_path, b->http_path) && str_eq(a->host, b->host) &&
-	       str_eq(a->expect_body, b->expect_body) && str_eq(a->udp_payload, b->udp_payload) &&
-	       str_eq(a->udp_expect, b->udp_expect);
 }
 
 static void target_free(struct hc_target *t)
@@ -340,6 +339,7 @@ struct health_checker *health_new(struct ev_loop *loop, health_change_fn on_chan
 	hc->loop = loop;
 	hc->on_change = on_change;
 	hc->arg = arg;
+	probe_tcp_pool_init(&hc->tcp);
 	hc->n_buckets = 64;
 	hc->buckets = calloc(hc->n_buckets, sizeof(*hc->buckets));
 	if (!hc->buckets) {
@@ -354,7 +354,8 @@ static int sync_one(struct health_checker *hc, const struct lb *lb, const struct
 	struct hc_target **slot = target_slot(hc, lb->uuid, b->uuid), *t = *slot;
 	uint16_t port = lb->hc.port ? lb->hc.port : b->port;
 
-	if (t && hc_equal(&t->cfg, &lb->hc) && ip_addr_equal(&t->ip, &b->ip) && t->port == port) {
+	if (t && health_check_probes_equal(&t->cfg, &lb->hc) && ip_addr_equal(&t->ip, &b->ip) &&
+	    t->port == port) {
 		t->seen = true;
 		return 0;
 	}
@@ -380,6 +381,9 @@ int health_sync(struct health_checker *hc, const struct model *m)
 {
 	int rc = 0;
 
+	/* First probes are spread from now: a clock left stale by a long start-up would
+	 * make them all due at once. */
+	ev_now_update(hc->loop);
 	for (size_t i = 0; i < hc->n_buckets; i++)
 		for (struct hc_target *t = hc->buckets[i]; t; t = t->next)
 			t->seen = false;
@@ -439,6 +443,7 @@ void health_free(struct health_checker *hc)
 		}
 	}
 	free(hc->buckets);
+	probe_tcp_pool_free(hc->loop, &hc->tcp);
 	SSL_CTX_free(hc->ssl_ctx);
 	free(hc);
 }

@@ -16,6 +16,28 @@
 #define probe_container_of(ptr, type, member) \
 	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
+/*
+ * TCP probes keep their sockets across probes: a finished probe disconnects its socket
+ * (connect to AF_UNSPEC: the same reset as a close with zero linger) and leaves it idle
+ * for the next one. Idle sockets stay registered in one private edge-triggered epoll
+ * set, itself watched by one ev_io, so a probe costs a connect and a disconnect instead
+ * of socket, setsockopt, connect, epoll_ctl, getsockopt and close.
+ */
+struct tcp_sock {
+	int fd;
+	struct hc_target *user;         /* the probe on it, NULL while idle */
+	struct tcp_sock *next;          /* idle list */
+};
+
+struct tcp_pool {
+	int epfd;                       /* -1 until the first TCP probe */
+	ev_io io;                       /* epfd readable on the checker's loop */
+	ev_timer trim;                  /* closes the sockets no probe needed for a while */
+	struct tcp_sock *idle[2];       /* AF_INET, AF_INET6 */
+	unsigned int n_idle[2];
+	unsigned int low[2];            /* fewest idle since the last trim */
+};
+
 struct hc_target {
 	struct health_checker *owner;
 	struct hc_target *next;         /* hash chain */
@@ -34,10 +56,11 @@ struct hc_target {
 	struct health_status st;
 	ev_timer tick;                  /* the period */
 	ev_timer deadline;              /* the running probe's timeout */
-	ev_io io;
+	ev_io io;                       /* HTTP and UDP probes */
 	/* the running probe */
 	bool busy;
 	int fd;
+	struct tcp_sock *tsock;         /* TCP probes: the pooled socket behind fd */
 	struct timespec t0;
 	int phase;
 	size_t sent;
@@ -60,6 +83,13 @@ int probe_connect(struct hc_target *t, int type, void (*cb)(struct ev_loop *, ev
 int probe_connected(struct hc_target *t);
 /* Switches the io watcher to `events`. */
 void probe_want(struct hc_target *t, int events);
+
+/* The checker's pool of TCP sockets. */
+struct tcp_pool *probe_tcp_pool(struct hc_target *t);
+void probe_tcp_pool_init(struct tcp_pool *p);
+void probe_tcp_pool_free(struct ev_loop *loop, struct tcp_pool *p);
+/* Disconnects t's pooled socket and puts it back (closes it if that fails). */
+void probe_tcp_release(struct hc_target *t);
 
 int probe_tcp_start(struct hc_target *t);
 int probe_http_start(struct hc_target *t);

@@ -423,7 +423,7 @@ static void check_across(struct cparse *c)
 enum {
 	CK_ARP, CK_BGP, CK_ADAPTER, CK_RANGES, CK_PROJECT, CK_FACILITY, CK_METRO, CK_API_LISTEN,
 	CK_TOKEN_FILE, CK_BIRD, CK_DATAPLANE, CK_STATE_DIR, CK_LOG_LEVEL, CK_FOREGROUND, CK_PIN_DIR, CK_BIRD_ROUTES, CK_ARP_REFRESH, CK_GRACEFUL,
-	CK_DRAIN_TIMEOUT,
+	CK_DRAIN_TIMEOUT, CK_CLEANUP,
 	CK_LBS,
 };
 
@@ -450,6 +450,7 @@ static const struct {
 	[CK_ARP_REFRESH] = { "arp_refresh", SET_ARP_REFRESH },
 	[CK_GRACEFUL] = { "graceful_shutdown", SET_GRACEFUL },
 	[CK_DRAIN_TIMEOUT] = { "drain_timeout", SET_DRAIN_TIMEOUT },
+	[CK_CLEANUP] = { "cleanup_on_exit", SET_CLEANUP },
 	[CK_LBS] = { "loadbalancers", 0 },
 };
 
@@ -520,6 +521,9 @@ static void one_key(struct cparse *c, int k, const cJSON *v)
 		break;
 	case CK_DRAIN_TIMEOUT:
 		duration_key(c, v, path, &s->drain_timeout_ms);
+		break;
+	case CK_CLEANUP:
+		bool_key(c, v, path, &s->cleanup_on_exit);
 		break;
 	case CK_DATAPLANE:
 		str = get_string(c, v, path);

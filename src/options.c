@@ -14,6 +14,7 @@ enum {
 	OPT_BPF_PIN_DIR, OPT_UNLOAD, OPT_CHECK, OPT_LOG_LEVEL, OPT_BIRD_ROUTES, OPT_ARP_REFRESH,
 	OPT_GRACEFUL,
 	OPT_DRAIN_TIMEOUT,
+	OPT_KEEP_ON_EXIT,
 };
 
 static const struct option long_opts[] = {
@@ -32,6 +33,7 @@ static const struct option long_opts[] = {
 	{ "arp-refresh", required_argument, NULL, OPT_ARP_REFRESH },
 	{ "graceful-shutdown", required_argument, NULL, OPT_GRACEFUL },
 	{ "drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT },
+	{ "keep-on-exit", no_argument, NULL, OPT_KEEP_ON_EXIT },
 	{ "dataplane", required_argument, NULL, OPT_DATAPLANE },
 	{ "bpf-pin-dir", required_argument, NULL, OPT_BPF_PIN_DIR },
 	{ "xdp-unload", no_argument, NULL, OPT_UNLOAD },
@@ -75,6 +77,8 @@ static const char usage[] =
 	"                              (default " VIPD_DEFAULT_BPF_PIN_DIR ")\n"
 	"      --xdp-unload            detach vipd's XDP program from every interface, remove\n"
 	"                              its pins (flows are forgotten) and exit\n"
+	"      --keep-on-exit          IPVS: leave vipd's services and nftables table in place\n"
+	"                              on exit (default: remove exactly what vipd made)\n"
 	"      --drain-timeout DURATION\n"
 	"                              a drained backend reports \"drained\" once its connections\n"
 	"                              end, or after this long at most (default 5m)\n"
@@ -190,6 +194,10 @@ static int parse_one(struct options *o, int c, const char *arg, char *err, size_
 	case OPT_BIRD_ROUTES:
 		s->set |= SET_BIRD_ROUTES;
 		return set_str(&s->bird_routes, arg);
+	case OPT_KEEP_ON_EXIT:
+		s->cleanup_on_exit = false;
+		s->set |= SET_CLEANUP;
+		return 0;
 	case OPT_ARP_REFRESH:
 	case OPT_GRACEFUL:
 	case OPT_DRAIN_TIMEOUT:

@@ -26,6 +26,7 @@ void settings_init(struct settings *s)
 	s->bird_routes = strdup(VIPD_DEFAULT_BIRD_ROUTES);
 	s->arp_refresh_ms = VIPD_DEFAULT_ARP_REFRESH_MS;
 	s->drain_timeout_ms = VIPD_DEFAULT_DRAIN_TIMEOUT_MS;
+	s->cleanup_on_exit = true;
 	s->dataplane = DATAPLANE_AUTO;
 	s->log_level = LOG_LVL_INFO;
 }
@@ -138,8 +139,10 @@ int settings_overlay(struct settings *dst, const struct settings *src)
 		dst->graceful_shutdown_ms = src->graceful_shutdown_ms;
 	if (set & SET_DRAIN_TIMEOUT)
 		dst->drain_timeout_ms = src->drain_timeout_ms;
+	if (set & SET_CLEANUP)
+		dst->cleanup_on_exit = src->cleanup_on_exit;
 	dst->set |= set & (SET_ARP | SET_BGP | SET_DATAPLANE | SET_LOG_LEVEL | SET_FOREGROUND |
-			   SET_ARP_REFRESH | SET_GRACEFUL | SET_DRAIN_TIMEOUT);
+			   SET_ARP_REFRESH | SET_GRACEFUL | SET_DRAIN_TIMEOUT | SET_CLEANUP);
 	return 0;
 }
 

@@ -42,6 +42,7 @@ enum settings_field {
 	SET_ARP_REFRESH = 1u << 16,
 	SET_GRACEFUL = 1u << 17,
 	SET_DRAIN_TIMEOUT = 1u << 18,
+	SET_CLEANUP = 1u << 19,
 };
 
 struct settings {
@@ -66,6 +67,7 @@ struct settings {
 	char *state_dir;
 	enum log_level log_level;
 	bool foreground;
+	bool cleanup_on_exit;        /* IPVS: remove vipd's services on exit */
 };
 
 /* Zeroed settings with the defaults filled in and `set` empty. */

@@ -20,6 +20,7 @@
 #include "cloud/ipam.h"
 #include "config.h"
 #include "dataplane/dataplane.h"
+#include "dataplane/ipvs.h"
 #include "dataplane/xdp.h"
 #include "health/health.h"
 #include "lb_json.h"
@@ -101,11 +102,6 @@ static int validate_settings(const struct settings *s, struct ipam_range **range
 	if (s->dataplane == DATAPLANE_XDP && !s->adapter) {
 		fprintf(stderr, "vipd: --dataplane xdp needs --adapter IFACE (where VIP traffic "
 				"arrives)\n");
-		bad++;
-	}
-	if (s->dataplane == DATAPLANE_IPVS) {
-		fprintf(stderr, "vipd: --dataplane %s: this data plane is not available yet\n",
-			dataplane_kind_name(s->dataplane));
 		bad++;
 	}
 	if (bad || !ranges_out)
@@ -304,6 +300,13 @@ static int setup_planes(struct daemon *d)
 	}
 	if (k == DATAPLANE_XDP || k == DATAPLANE_AUTO) {
 		err = xdp_plane_new(&xo, &d->dp);
+		if (err)
+			return err;
+	} else if (k == DATAPLANE_IPVS) {
+		struct ipvs_options io = { .state_dir = d->settings.state_dir,
+					   .cleanup_on_exit = d->settings.cleanup_on_exit };
+
+		err = ipvs_plane_new(&io, &d->dp);
 		if (err)
 			return err;
 	} else {
@@ -541,6 +544,8 @@ static int run(struct daemon *d, struct config *cfg, struct ipam_range *ranges)
 	ev_run(d->loop, 0);
 
 	d->an->ops->withdraw_all(d->an);
+	if (d->dp->ops->cleanup)
+		d->dp->ops->cleanup(d->dp);
 	if (state_compact(d->state, d->model))
 		log_warn("msg=\"could not compact the state on exit; the journal keeps everything\"");
 	log_info("msg=\"stopped\"");

@@ -31,7 +31,8 @@ struct dataplane_ops {
 			     struct dataplane_stats *out);
 	/* Counters for the whole load balancer; -ENOENT if unknown. NULL: no counters. */
 	int (*lb_stats)(struct dataplane *dp, const struct lb *lb, struct dataplane_stats *out);
-	/* Remove what this plane created (on exit with cleanup, or when switching planes). */
+	/* On exit: remove what this plane keeps only while vipd runs, as its options say.
+	 * NULL: nothing (the XDP program keeps forwarding across restarts). */
 	void (*cleanup)(struct dataplane *dp);
 	void (*free)(struct dataplane *dp);
 };

@@ -9,11 +9,6 @@ static int none_sync(struct dataplane *dp, const struct model *m)
 	return 0;
 }
 
-static void none_cleanup(struct dataplane *dp)
-{
-	(void)dp;
-}
-
 static void none_free(struct dataplane *dp)
 {
 	free(dp);
@@ -24,7 +19,7 @@ static const struct dataplane_ops none_ops = {
 	.sync = none_sync,
 	.backend_stats = NULL,
 	.lb_stats = NULL,
-	.cleanup = none_cleanup,
+	.cleanup = NULL,
 	.free = none_free,
 };
 

@@ -1333,14 +1333,6 @@ static int unpin_all(const char *dir)
 	return 0;
 }
 
-static void xdp_cleanup(struct dataplane *dp)
-{
-	struct xdp_plane *x = (struct xdp_plane *)dp;
-
-	detach_all();
-	unpin_all(x->pin_dir);
-}
-
 static void xdp_free(struct dataplane *dp)
 {
 	struct xdp_plane *x = (struct xdp_plane *)dp;
@@ -1362,7 +1354,7 @@ static const struct dataplane_ops xdp_ops = {
 	.sync = xdp_sync,
 	.backend_stats = xdp_backend_stats,
 	.lb_stats = xdp_lb_stats,
-	.cleanup = xdp_cleanup,
+	.cleanup = NULL, /* the program keeps forwarding across restarts; --xdp-unload */
 	.free = xdp_free,
 };
 

@@ -25,8 +25,10 @@ static void test_every_flag(void **st)
 			       "--bird-socket", "/b.ctl", "--dataplane", "none", "--config", "/c.json",
 			       "--state-dir", "/s", "--log-level", "debug", "--foreground",
 			       "--arp-refresh", "1s", "--graceful-shutdown", "2500ms",
-			       "--drain-timeout", "90s"),
+			       "--drain-timeout", "90s", "--keep-on-exit"),
 			 0);
+	assert_false(o.cli.cleanup_on_exit);
+	assert_true(o.cli.set & SET_CLEANUP);
 	assert_int_equal(o.cli.arp_refresh_ms, 1000);
 	assert_int_equal(o.cli.graceful_shutdown_ms, 2500);
 	assert_int_equal(o.cli.drain_timeout_ms, 90000);
@@ -122,7 +124,7 @@ static void test_help_lists_every_flag(void **st)
 		"--metro", "--api-listen", "--api-token-file", "--bird-socket", "--dataplane",
 		"--config", "--state-dir", "--check-config", "--log-level", "--foreground",
 		"--version", "--help", "--arp-refresh", "--graceful-shutdown", "--drain-timeout",
-		"--bird-routes", "--bpf-pin-dir", "--xdp-unload",
+		"--bird-routes", "--bpf-pin-dir", "--xdp-unload", "--keep-on-exit",
 	};
 
 	(void)st;

@@ -8,7 +8,7 @@ libnl-genl-3-dev libnl-route-3-dev libbpf-dev libcurl4-openssl-dev libcjson-dev 
 libmicrohttpd-dev libssl-dev clang bpftool"
 RUNTIME="iproute2 curl python3 ethtool bird2"
 TEST="libcmocka-dev clang libclang-rt-14-dev valgrind wrk groff-base man-db bpftool libelf-dev zlib1g-dev \
-iperf3 iputils-ping nftables bird2"
+iperf3 iputils-ping nftables bird2 user-mode-linux kmod ipvsadm iptables"
 
 want="$BUILD $RUNTIME"
 [ "${1:-build}" = test ] && want="$want $TEST"

@@ -3,11 +3,35 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <arpa/inet.h>
 #include <unistd.h>
 
 #include "health/probe.h"
 #include "log.h"
+
+/*
+ * The schedule keeps libev's heap small: a timer per target for its period and another
+ * for each running probe's deadline would put some 2 x 10,000 watchers in it, and every
+ * probe would sift it three times (the period's repeat, the deadline's start and stop).
+ *
+ * Targets of the same period fall due in a fixed rotation, and deadlines of the same
+ * timeout in the order their probes started, so each period and each timeout has a
+ * queue of targets ordered by due time, behind one timer: a probe costs O(1). The timer
+ * is armed at or before the head's time while the queue is not empty (a head that
+ * leaves does not rearm it; it fires early and rearms itself for the head it finds).
+ * Only a target's first probe, spread inside the period, has a timer of its own.
+ *
+ * Times are libev's, that of the start of the loop iteration, on CLOCK_MONOTONIC.
+ */
+struct hc_queue {
+	struct hc_queue *next;          /* the checker's queues of that kind */
+	uint32_t ms;                    /* the period or timeout */
+	unsigned int users;             /* targets with that period or timeout */
+	ev_timer timer;
+	double armed_at;                /* what the timer is armed for */
+	struct hc_link list;            /* by due time */
+};
 
 struct health_checker {
 	struct ev_loop *loop;
@@ -16,6 +40,8 @@ struct health_checker {
 	struct hc_target **buckets;
 	size_t n_buckets;
 	size_t n_targets;
+	struct hc_queue *ticks, *deadlines;
+	double sync_now;                /* the loop's time at the current sync */
 	SSL_CTX *ssl_ctx;
 	struct tcp_pool tcp;
 };
@@ -122,25 +148,104 @@ void probe_want(struct hc_target *t, int events)
 	ev_io_start(probe_loop(t), &t->io);
 }
 
+static double ts_s(const struct timespec *ts)
+{
+	return ts->tv_sec + ts->tv_nsec / 1e9;
+}
+
+/* The loop's clock is that of the start of this iteration: how far real time is ahead. */
+static double loop_lag(struct ev_loop *loop)
+{
+	double lag = ev_time() - ev_now(loop);
+
+	return lag > 0 ? lag : 0;
+}
+
+static double loop_now(struct ev_loop *loop)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts_s(&ts) - loop_lag(loop);
+}
+
+static void link_init(struct hc_link *l)
+{
+	l->prev = l->next = l;
+}
+
+static void link_add_after(struct hc_link *pos, struct hc_link *l)
+{
+	l->prev = pos;
+	l->next = pos->next;
+	pos->next->prev = l;
+	pos->next = l;
+}
+
+static void link_del(struct hc_link *l)
+{
+	l->prev->next = l->next;
+	l->next->prev = l->prev;
+}
+
+static bool link_empty(const struct hc_link *head)
+{
+	return head->next == head;
+}
+
+/* For `at`; `now` is the loop's time. */
+static void queue_arm(struct ev_loop *loop, struct hc_queue *q, double at, double now)
+{
+	ev_timer_stop(loop, &q->timer);
+	ev_timer_set(&q->timer, at > now ? at - now : 0., 0.);
+	ev_timer_start(loop, &q->timer);
+	q->armed_at = at;
+}
+
+/* After `at` joined q: arms the timer unless it will be due in time anyway (pending, it
+ * has fired in this iteration and its callback will arm it). */
+static void queue_joined(struct ev_loop *loop, struct hc_queue *q, double at, double now)
+{
+	if (ev_is_pending(&q->timer) || (ev_is_active(&q->timer) && q->armed_at <= at))
+		return;
+	queue_arm(loop, q, at, now);
+}
+
+static void deadline_start(struct ev_loop *loop, struct hc_target *t)
+{
+	struct hc_queue *q = t->dl;
+	double start = ts_s(&t->t0);
+
+	/* From the probe's real start, which a busy iteration puts after the loop's clock;
+	 * later than every deadline queued before. */
+	t->dl_at = start + t->cfg.timeout_ms / 1000.0;
+	link_add_after(q->list.prev, &t->dl_link);
+	if (!ev_is_active(&q->timer) && !ev_is_pending(&q->timer))
+		queue_arm(loop, q, t->dl_at, start - loop_lag(loop));
+}
+
 static void probe_release(struct hc_target *t)
 {
 	struct ev_loop *loop = probe_loop(t);
 
+	link_del(&t->dl_link);
+	t->busy = false;
+	if (t->tsock) {
+		/* A pooled TCP socket: no watcher, TLS or response of the probe's own. */
+		probe_tcp_release(t);
+		return;
+	}
 	ev_io_stop(loop, &t->io);
-	ev_timer_stop(loop, &t->deadline);
 	if (t->ssl) {
 		SSL_free(t->ssl);
 		t->ssl = NULL;
 	}
-	if (t->tsock) {
-		probe_tcp_release(t);
-	} else if (t->fd >= 0) {
+	if (t->fd >= 0) {
 		close(t->fd);
 		t->fd = -1;
 	}
 	free(t->resp);
 	t->resp = NULL;
-	t->busy = false;
 }
 
 void probe_finish(struct hc_target *t, bool ok, const char *reason)
@@ -187,20 +292,27 @@ void probe_finish(struct hc_target *t, bool ok, const char *reason)
 		hc->on_change(hc->arg, t->lb_uuid, t->be_uuid, t->m.state, t->st.reason);
 }
 
-static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void deadlines_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	(void)loop;
+	struct hc_queue *q = probe_container_of(w, struct hc_queue, timer);
+	double now = loop_now(loop);
+
 	(void)revents;
-	probe_finish(probe_container_of(w, struct hc_target, deadline), false, "timeout");
+	while (!link_empty(&q->list)) {
+		struct hc_target *t = probe_container_of(q->list.next, struct hc_target, dl_link);
+
+		if (t->dl_at > now) {
+			queue_arm(loop, q, t->dl_at, now);
+			break;
+		}
+		probe_finish(t, false, "timeout");
+	}
 }
 
-static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void probe_start(struct ev_loop *loop, struct hc_target *t)
 {
-	struct hc_target *t = probe_container_of(w, struct hc_target, tick);
-	double lag;
 	int rc;
 
-	(void)revents;
 	/* A probe slower than the interval (timeout > interval) finishes before the next. */
 	if (t->busy)
 		return;
@@ -208,11 +320,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	t->phase = 0;
 	t->sent = 0;
 	clock_gettime(CLOCK_MONOTONIC, &t->t0);
-	/* The loop's clock is that of the start of this iteration; a busy iteration would
-	 * otherwise cut the probe's time short by however long it has run so far. */
-	lag = ev_time() - ev_now(loop);
-	ev_timer_set(&t->deadline, t->cfg.timeout_ms / 1000.0 + (lag > 0 ? lag : 0), 0.);
-	ev_timer_start(loop, &t->deadline);
+	deadline_start(loop, t);
 	switch (t->cfg.type) {
 	case HC_TCP:
 		rc = probe_tcp_start(t);
@@ -232,11 +340,129 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		probe_finish(t, false, probe_errno_reason(-rc));
 }
 
+/*
+ * The next probe is a period after the last was due, as a repeating ev_timer's: or, if
+ * that has passed too (the loop was held up), at once, that is, in the next iteration.
+ * Those go to `late`, which the caller puts before everything still to come.
+ */
+static void tick_next(struct hc_queue *q, struct hc_target *t, double now, struct hc_link *late)
+{
+	t->tk_at += q->ms / 1000.0;
+	if (t->tk_at < now) {
+		t->tk_at = now;
+		link_add_after(late->prev, &t->tk_link);
+	} else {
+		link_add_after(q->list.prev, &t->tk_link);
+	}
+}
+
+static void ticks_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct hc_queue *q = probe_container_of(w, struct hc_queue, timer);
+	double now = loop_now(loop);
+	struct hc_link late;
+
+	(void)revents;
+	link_init(&late);
+	while (!link_empty(&q->list)) {
+		struct hc_target *t = probe_container_of(q->list.next, struct hc_target, tk_link);
+
+		if (t->tk_at >= now)
+			break;
+		link_del(&t->tk_link);
+		tick_next(q, t, now, &late);
+		probe_start(loop, t);
+	}
+	if (!link_empty(&late)) {
+		late.prev->next = q->list.next;
+		q->list.next->prev = late.prev;
+		q->list.next = late.next;
+		late.next->prev = &q->list;
+	}
+	if (!link_empty(&q->list))
+		queue_arm(loop, q, probe_container_of(q->list.next, struct hc_target, tk_link)->tk_at,
+			  now);
+}
+
+/* The first probe, then into the rotation where its time puts it. */
+static void first_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct hc_target *t = probe_container_of(w, struct hc_target, first);
+	struct hc_queue *q = t->tk;
+	double now = loop_now(loop);
+	struct hc_link *pos, late;
+
+	(void)revents;
+	link_init(&late);
+	tick_next(q, t, now, &late);
+	if (link_empty(&late)) {
+		/* Usually the tail; unless a probe due after this one was rotated before it. */
+		pos = t->tk_link.prev;
+		while (pos != &q->list &&
+		       probe_container_of(pos, struct hc_target, tk_link)->tk_at > t->tk_at)
+			pos = pos->prev;
+	} else {
+		/* After those now due, before those to come. */
+		pos = &q->list;
+		while (pos->next != &q->list &&
+		       probe_container_of(pos->next, struct hc_target, tk_link)->tk_at <= now)
+			pos = pos->next;
+	}
+	link_del(&t->tk_link);
+	link_add_after(pos, &t->tk_link);
+	queue_joined(loop, q, t->tk_at, now);
+	probe_start(loop, t);
+}
+
+/* The queue of that period or timeout, made on first use; NULL on ENOMEM. */
+static struct hc_queue *queue_get(struct hc_queue **list, uint32_t ms,
+				  void (*cb)(struct ev_loop *, ev_timer *, int))
+{
+	struct hc_queue **p = list, *q;
+
+	for (; *p; p = &(*p)->next)
+		if ((*p)->ms == ms)
+			break;
+	q = *p;
+	if (q) {
+		/* To the front: a sync adds the backends of one load balancer in a row. */
+		*p = q->next;
+	} else {
+		q = calloc(1, sizeof(*q));
+		if (!q)
+			return NULL;
+		q->ms = ms;
+		ev_init(&q->timer, cb);
+		link_init(&q->list);
+	}
+	q->next = *list;
+	*list = q;
+	q->users++;
+	return q;
+}
+
+static void queue_put(struct ev_loop *loop, struct hc_queue **list, struct hc_queue *q)
+{
+	if (--q->users)
+		return;
+	while (*list != q)
+		list = &(*list)->next;
+	*list = q->next;
+	ev_timer_stop(loop, &q->timer);
+	free(q);
+}
+
 static void target_free(struct hc_target *t)
 {
+	struct health_checker *hc = t->owner;
+
 	if (t->busy)
 		probe_release(t);
-	ev_timer_stop(probe_loop(t), &t->tick);
+	ev_timer_stop(hc->loop, &t->first);
+	if (t->tk_link.next)
+		link_del(&t->tk_link);
+	queue_put(hc->loop, &hc->ticks, t->tk);
+	queue_put(hc->loop, &hc->deadlines, t->dl);
 	health_check_clear(&t->cfg);
 	free(t->tls_name);
 	free(t->http_req);
@@ -248,7 +474,7 @@ static struct hc_target *target_new(struct health_checker *hc, const struct lb *
 {
 	struct hc_target *t = calloc(1, sizeof(*t));
 	char ip[IP_ADDR_STRLEN];
-	double first;
+	uint32_t period_ms, first_ms;
 
 	if (!t)
 		return NULL;
@@ -263,36 +489,43 @@ static struct hc_target *target_new(struct health_checker *hc, const struct lb *
 		return NULL;
 	}
 	if (b->ip.family == AF_INET6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&t->sa;
-
-		s6->sin6_family = AF_INET6;
-		s6->sin6_addr = b->ip.v6;
-		s6->sin6_port = htons(t->port);
-		t->salen = sizeof(*s6);
+		t->sa.v6.sin6_family = AF_INET6;
+		t->sa.v6.sin6_addr = b->ip.v6;
+		t->sa.v6.sin6_port = htons(t->port);
+		t->salen = sizeof(t->sa.v6);
 	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&t->sa;
-
-		s4->sin_family = AF_INET;
-		s4->sin_addr = b->ip.v4;
-		s4->sin_port = htons(t->port);
-		t->salen = sizeof(*s4);
+		t->sa.v4.sin_family = AF_INET;
+		t->sa.v4.sin_addr = b->ip.v4;
+		t->sa.v4.sin_port = htons(t->port);
+		t->salen = sizeof(t->sa.v4);
 	}
 	t->tls_name = strdup(t->cfg.host ? t->cfg.host : ip_addr_str(&b->ip, ip));
 	if (!t->tls_name || ((t->cfg.type == HC_HTTP || t->cfg.type == HC_HTTPS) &&
-			     probe_http_prepare(t) < 0)) {
-		health_check_clear(&t->cfg);
-		free(t->tls_name);
-		free(t);
-		return NULL;
+			     probe_http_prepare(t) < 0))
+		goto fail;
+	period_ms = t->cfg.interval_ms ? t->cfg.interval_ms : 1000;
+	t->tk = queue_get(&hc->ticks, period_ms, ticks_cb);
+	if (!t->tk)
+		goto fail;
+	t->dl = queue_get(&hc->deadlines, t->cfg.timeout_ms, deadlines_cb);
+	if (!t->dl) {
+		queue_put(hc->loop, &hc->ticks, t->tk);
+		goto fail;
 	}
 	health_machine_init(&t->m);
 	t->st.state = BACKEND_HEALTH_UNKNOWN;
 	snprintf(t->st.reason, sizeof(t->st.reason), "not probed yet");
-	ev_init(&t->deadline, deadline_cb);
-	first = health_first_delay_ms(t->lb_uuid, t->be_uuid, t->cfg.interval_ms) / 1000.0;
-	ev_timer_init(&t->tick, tick_cb, first, (t->cfg.interval_ms ? t->cfg.interval_ms : 1000) / 1000.0);
-	ev_timer_start(hc->loop, &t->tick);
+	first_ms = health_first_delay_ms(t->lb_uuid, t->be_uuid, t->cfg.interval_ms);
+	t->tk_at = hc->sync_now + first_ms / 1000.0;
+	ev_timer_init(&t->first, first_cb, first_ms / 1000.0, 0.);
+	ev_timer_start(hc->loop, &t->first);
 	return t;
+fail:
+	health_check_clear(&t->cfg);
+	free(t->tls_name);
+	free(t->http_req);
+	free(t);
+	return NULL;
 }
 
 static struct hc_target **target_slot(const struct health_checker *hc, const char *lb_uuid,
@@ -384,6 +617,7 @@ int health_sync(struct health_checker *hc, const struct model *m)
 	/* First probes are spread from now: a clock left stale by a long start-up would
 	 * make them all due at once. */
 	ev_now_update(hc->loop);
+	hc->sync_now = loop_now(hc->loop);
 	for (size_t i = 0; i < hc->n_buckets; i++)
 		for (struct hc_target *t = hc->buckets[i]; t; t = t->next)
 			t->seen = false;

@@ -3,9 +3,10 @@
  * type is not none, on the daemon's libev loop, and turns probe results into
  * UP / DOWN through a rise/fall machine.
  *
- * Everything runs on the one loop: non-blocking sockets watched by ev_io, one ev_timer
- * for the probe period and one for its deadline per (load balancer, backend). Addresses
- * are literal, so there is no name lookup. The first probe of each backend is delayed
+ * Everything runs on the one loop: non-blocking sockets watched by ev_io (TCP probes share
+ * one epoll set), and periods and deadlines kept in one queue per distinct interval and
+ * per distinct timeout, each behind one ev_timer, so starting or ending a probe does not
+ * touch libev's timer heap. Addresses are literal, so there is no name lookup. The first probe of each backend is delayed
  * by a per-backend offset inside the interval, so many backends do not fire in one tick.
  *
  * The checker only reports: on_change is called once per transition, and the caller

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <ev.h>
@@ -38,34 +39,59 @@ struct tcp_pool {
 	unsigned int low[2];            /* fewest idle since the last trim */
 };
 
+/* Circular and doubly linked, around a head of the same type. */
+struct hc_link {
+	struct hc_link *prev, *next;
+};
+
+/* The targets of one period, or the running probes of one timeout: see health.c. */
+struct hc_queue;
+
+union hc_sockaddr {
+	struct sockaddr sa;
+	struct sockaddr_in v4;
+	struct sockaddr_in6 v6;
+};
+
+/*
+ * Ordered for the cache: with 10,000 targets they are out of it by their next probe, and
+ * a probe then touches only the first lines (the health_status and the head of cfg
+ * included); TCP probes leave io, ssl and resp alone.
+ */
 struct hc_target {
+	struct hc_link tk_link;         /* in the tick queue once the first probe has started */
+	double tk_at;                   /* when the next probe is due, CLOCK_MONOTONIC s */
+	struct hc_link dl_link;         /* in the deadline queue while busy */
+	double dl_at;                   /* the running probe's deadline, CLOCK_MONOTONIC s */
+	struct hc_queue *dl;            /* the deadline queue of t->cfg.timeout_ms */
 	struct health_checker *owner;
+	/* the running probe */
+	bool busy;
+	int phase;
+	int fd;
+	socklen_t salen;
+	struct tcp_sock *tsock;         /* TCP probes: the pooled socket behind fd */
+	struct timespec t0;
+	size_t sent;
+	struct health_machine m;
+	union hc_sockaddr sa;
+	struct health_status st;
+	struct health_check cfg;        /* own copy */
+
+	struct hc_queue *tk;            /* the tick queue of the period */
+	ev_timer first;                 /* the first probe; the tick queue has the others */
+	ev_io io;                       /* HTTP and UDP probes */
+	SSL *ssl;
+	struct http_resp *resp;
 	struct hc_target *next;         /* hash chain */
 	char lb_uuid[UUID_STR_LEN];
 	char be_uuid[UUID_STR_LEN];
-	struct health_check cfg;        /* own copy */
 	struct ip_addr ip;
 	uint16_t port;                  /* probed port: the override or the backend's */
-	struct sockaddr_storage sa;
-	socklen_t salen;
 	char *tls_name;                 /* name or address the certificate must match */
 	char *http_req;                 /* the request, built once */
 	size_t http_req_len;
 	bool seen;                      /* marked by the current sync */
-	struct health_machine m;
-	struct health_status st;
-	ev_timer tick;                  /* the period */
-	ev_timer deadline;              /* the running probe's timeout */
-	ev_io io;                       /* HTTP and UDP probes */
-	/* the running probe */
-	bool busy;
-	int fd;
-	struct tcp_sock *tsock;         /* TCP probes: the pooled socket behind fd */
-	struct timespec t0;
-	int phase;
-	size_t sent;
-	SSL *ssl;
-	struct http_resp *resp;
 };
 
 struct ev_loop *probe_loop(const struct hc_target *t);

@@ -24,13 +24,13 @@ static const struct linger abort_on_close = { .l_onoff = 1, .l_linger = 0 };
 int probe_connect(struct hc_target *t, int type, void (*cb)(struct ev_loop *, ev_io *, int),
 		  int events)
 {
-	int fd = socket(t->sa.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = socket(t->sa.sa.sa_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
 		return -errno;
 	if (type == SOCK_STREAM)
 		setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof(abort_on_close));
-	if (connect(fd, (struct sockaddr *)&t->sa, t->salen) < 0 && errno != EINPROGRESS) {
+	if (connect(fd, &t->sa.sa, t->salen) < 0 && errno != EINPROGRESS) {
 		int err = errno;
 
 		close(fd);
@@ -180,7 +180,7 @@ void probe_tcp_release(struct hc_target *t)
 	static const struct sockaddr unspec = { .sa_family = AF_UNSPEC };
 	struct tcp_pool *p = probe_tcp_pool(t);
 	struct tcp_sock *s = t->tsock;
-	int slot = family_slot(t->sa.ss_family);
+	int slot = family_slot(t->sa.sa.sa_family);
 
 	t->tsock = NULL;
 	t->fd = -1;
@@ -202,7 +202,7 @@ void probe_tcp_release(struct hc_target *t)
 int probe_tcp_start(struct hc_target *t)
 {
 	struct tcp_pool *p = probe_tcp_pool(t);
-	int slot = family_slot(t->sa.ss_family), rc = pool_open(t, p);
+	int slot = family_slot(t->sa.sa.sa_family), rc = pool_open(t, p);
 	struct tcp_sock *s;
 
 	if (rc < 0)
@@ -213,14 +213,14 @@ int probe_tcp_start(struct hc_target *t)
 		if (--p->n_idle[slot] < p->low[slot])
 			p->low[slot] = p->n_idle[slot];
 	} else {
-		s = sock_new(p, t->sa.ss_family);
+		s = sock_new(p, t->sa.sa.sa_family);
 		if (!s)
 			return -errno;
 	}
 	s->user = t;
 	t->tsock = s;
 	t->fd = s->fd;
-	if (connect(s->fd, (struct sockaddr *)&t->sa, t->salen) < 0 && errno != EINPROGRESS)
+	if (connect(s->fd, &t->sa.sa, t->salen) < 0 && errno != EINPROGRESS)
 		return -errno; /* the caller's probe_finish releases the socket */
 	return 0;
 }

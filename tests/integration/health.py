@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, HERE)
 from vipdtest import SRCDIR, VIPD, Vipd, done, ok, tmpdir  # noqa: E402
 from netns import build_xdp_pass  # noqa: E402
-from bgp import TIMERS, Bird  # noqa: E402
+from bgp import TIMERS, Bird, wait_for  # noqa: E402
 import health_topo as ht  # noqa: E402
 from health_topo import HealthTopo, GarpSniffer, RouteWatch, hello  # noqa: E402
 
@@ -40,17 +40,6 @@ VIP1, VIP2, ARP_VIP = "10.234.100.1", "10.234.100.2", "10.234.3.100"
 PORT, BACKEND_PORT, API_PORT = 80, 8080, 10001
 DOWNLOAD_BYTES, DOWNLOAD_MS = 6_000_000, 2500
 T0 = time.time()
-
-
-def wait_for(cond, timeout, step=0.005):
-    """Seconds until cond() held, or None after timeout."""
-    t0 = time.monotonic()
-    while True:
-        if cond():
-            return time.monotonic() - t0
-        if time.monotonic() - t0 > timeout:
-            return None
-        time.sleep(step)
 
 
 def ms(seconds):

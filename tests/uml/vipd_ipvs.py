@@ -44,6 +44,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from vipdtest import api_request  # noqa: E402
+
 P = "uvi-"
 CLI, BE = P + "cli", {"be1": "10.0.2.11", "be2": "10.0.2.12"}
 VIP, DR_VIP = "10.0.0.10", "10.0.0.20"
@@ -385,18 +388,8 @@ VIPDS = []
 
 
 def api(method, path, body=None):
-    c = http.client.HTTPConnection("127.0.0.1", API_PORT, timeout=5)
-    try:
-        c.request(method, path, body=json.dumps(body) if body is not None else None,
-                  headers={"Content-Type": "application/json"} if body is not None else {})
-        r = c.getresponse()
-        data = r.read().decode()
-        try:
-            return r.status, json.loads(data)
-        except ValueError:
-            return r.status, data
-    finally:
-        c.close()
+    return api_request(http.client.HTTPConnection("127.0.0.1", API_PORT, timeout=5), method,
+                       path, body, {"Content-Type": "application/json"} if body is not None else {})
 
 
 def backend(lb, ip):

@@ -27,12 +27,12 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from vipdtest import SRCDIR, VIPD, api_request, done, ok, tmpdir  # noqa: E402
 from netns import Netns, ping  # noqa: E402
+from sniff import Sniffer  # noqa: E402
 
 BUILDDIR = os.environ.get("BUILDDIR", os.path.join(SRCDIR, "build", "plain"))
 REFRESH = 1.0          # the test's refresh interval (vipd's default is 3 s)
@@ -42,8 +42,6 @@ SHARED4 = "10.233.0.101"           # a VIP the operator put on node1 by hand: st
 FOREIGN = ["10.233.0.200", "fd00:a2b::200"]  # the operator's, never VIPs
 VIP_API = "10.233.0.150"           # made through the real vipd's API
 API_PORT = 18601
-ETH_P_ALL = 0x0003
-PACKET_OUTGOING = 4
 
 
 def build_driver(directory):
@@ -128,68 +126,6 @@ def wait_for(cond, timeout, step=0.02):
         if v or time.time() - t0 > timeout:
             return v, time.time() - t0
         time.sleep(step)
-
-
-# --- the wire, as the client sees it --------------------------------------------------
-class Sniffer:
-    """Every ARP and ND frame on the client's interface, both directions."""
-
-    def __init__(self, ns, ifname):
-        with ns.entered():
-            self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-        self.sock.bind((ifname, 0))
-        self.frames = []  # (time, kind, ip, src_mac, outgoing)
-        self.lock = threading.Lock()
-        self.stopping = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while not self.stopping:
-            r, _, _ = select.select([self.sock], [], [], 0.1)
-            if not r:
-                continue
-            data, addr = self.sock.recvfrom(2048)
-            rec = self._parse(data)
-            if rec:
-                with self.lock:
-                    self.frames.append((time.time(),) + rec + (addr[2] == PACKET_OUTGOING,))
-
-    @staticmethod
-    def _parse(d):
-        if len(d) < 14:
-            return None
-        src = ":".join(f"{b:02x}" for b in d[6:12])
-        etype = struct.unpack("!H", d[12:14])[0]
-        if etype == 0x0806 and len(d) >= 42:
-            op = struct.unpack("!H", d[20:22])[0]
-            spa, tpa = socket.inet_ntoa(d[28:32]), socket.inet_ntoa(d[38:42])
-            if spa == tpa:
-                return ("garp-req" if op == 1 else "garp-rep", spa, src)
-            return ("arp-req" if op == 1 else "arp-rep", tpa if op == 1 else spa, src)
-        if etype == 0x86dd and len(d) >= 78 and d[20] == 58:
-            typ = d[54]
-            target = socket.inet_ntop(socket.AF_INET6, d[62:78])
-            if typ == 136:
-                return ("na", target, src)
-            if typ == 135:
-                return ("ns", target, src)
-        return None
-
-    def count(self, kind, ip, src=None, since=0.0, until=None, outgoing=None):
-        with self.lock:
-            return sum(1 for t, k, a, s, o in self.frames
-                       if k == kind and a == ip and (src is None or s == src) and t >= since
-                       and (until is None or t <= until) and (outgoing is None or o == outgoing))
-
-    def announcements(self, ip, src, since, until=None):
-        kinds = ("na",) if ":" in ip else ("garp-req", "garp-rep")
-        return sum(self.count(k, ip, src, since, until) for k in kinds)
-
-    def close(self):
-        self.stopping = True
-        self.thread.join(2)
-        self.sock.close()
 
 
 # --- the announcer under test -----------------------------------------------------------

@@ -32,7 +32,8 @@ from vipdtest import SRCDIR, VIPD, Vipd, done, ok, tmpdir  # noqa: E402
 from netns import build_xdp_pass  # noqa: E402
 from bgp import TIMERS, Bird, wait_for  # noqa: E402
 import health_topo as ht  # noqa: E402
-from health_topo import HealthTopo, GarpSniffer, RouteWatch, hello  # noqa: E402
+from health_topo import HealthTopo, RouteWatch, hello  # noqa: E402
+from sniff import Sniffer  # noqa: E402
 
 INTERVAL_MS, TIMEOUT_MS, FALL, RISE = 300, 200, 2, 2
 BOUND_MS = FALL * INTERVAL_MS + TIMEOUT_MS + 300   # the detection-to-withdrawal bound
@@ -327,7 +328,7 @@ class Run:
             return False
         self.lb1, self.lb2, self.lb3 = (lb["uuid"] for _, lb in res)
         self.rw = RouteWatch(topo.router)
-        self.sniff = GarpSniffer(topo.arpc, ht.ARPC_IF)
+        self.sniff = Sniffer(topo.arpc, ht.ARPC_IF)
         return True
 
     # --- 1: both up -----------------------------------------------------------------------
@@ -366,7 +367,7 @@ class Run:
            f"{c0} -> {c1}, served {counts}")
         t = wait_for(lambda: arp_addr_present(self.topo), 5, 0.02)
         since = time.time()
-        garp = wait_for(lambda: self.sniff.count(ARP_VIP, since - 1.0) > 0, 2, 0.02)
+        garp = wait_for(lambda: self.sniff.announcements(ARP_VIP, since=since - 1.0) > 0, 2, 0.02)
         ok(t is not None and garp is not None,
            f"L2 node: {ARP_VIP} is on its adapter and announced by gratuitous ARP",
            self.topo.arpn.ip("addr", "show", "dev", ht.ARP_ADAPTER))
@@ -571,7 +572,7 @@ class Run:
            f"{BOUND_MS} ms)", f"{topo.arpn.ip('addr', 'show', 'dev', ht.ARP_ADAPTER)}\n"
            f"{va.tail()}")
         time.sleep(1.05)
-        n = self.sniff.count(ARP_VIP, t_arp_gone + 0.05, t_arp_gone + 1.05)
+        n = self.sniff.announcements(ARP_VIP, since=t_arp_gone + 0.05, until=t_arp_gone + 1.05)
         ok(n == 0 and not arp_addr_present(topo),
            f"L2 node: no gratuitous ARP for {ARP_VIP} seen by the client for 1 s "
            f"({n} frames; refresh every 300 ms while announced)")
@@ -585,8 +586,8 @@ class Run:
         topo.start_server(a, BACKEND_PORT)
         t_back = time.time()
         t = wait_for(lambda: arp_addr_present(topo), 5, 0.005)
-        g = wait_for(lambda: self.sniff.first(ARP_VIP, t_back) is not None, 3, 0.01)
-        first = self.sniff.first(ARP_VIP, t_back)
+        g = wait_for(lambda: self.sniff.first_announcement(ARP_VIP, t_back) is not None, 3, 0.01)
+        first = self.sniff.first_announcement(ARP_VIP, t_back)
         figure(f"L2 node: one backend back -> address back in {ms(t)}, first gratuitous ARP "
                f"{ms(None if first is None else first - t_back)} after the server listened")
         ok(t is not None and g is not None,

@@ -11,26 +11,24 @@ the node's L2 segment, and beside them an L2 (ARP) node with a client of its own
       arpn ns: a-lan 10.234.2.3/24, a-c 10.234.3.1/24 (vipd --arp) --- arpc ns: c-a 10.234.3.2/24
 
 vipd puts its XDP program on n-r and n-lan: their peers (r-n, l-node) carry an xdp_pass, and
-every veth has TX checksum offload off (see /tmp/brief.md, tests/lib/netns.py).
+every veth has TX checksum offload off (see tests/lib/netns.py).
 
-`python3 health_topo.py serve NAME PORT` is the backend server: TCP only; greets each
-connection with "NAME PEER\\n"; a line "download BYTES MS" is answered with BYTES bytes spread
-evenly over MS milliseconds, then the connection is closed; any other line is echoed as
-"NAME LINE". It prints "ready" once listening and exits when its stdin closes.
+The backend server is netns.py's (`python3 netns.py serve NAME PORT`): it greets each
+connection with "NAME PEER\\n"; "download BYTES MS" is answered with BYTES bytes spread evenly
+over MS milliseconds.
 """
 import os
 import secrets
 import select
-import signal
 import socket
 import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import netns  # noqa: E402
 from netns import Netns, ping  # noqa: E402
 
 CLIENT_IP = "10.234.1.2"
@@ -46,7 +44,6 @@ ADAPTER = "n-r"       # the node's interface towards the router: vipd's --adapte
 LAN_IF = "n-lan"
 ARP_ADAPTER = "a-c"   # the L2 node's interface towards its client
 ARPC_IF = "c-a"
-ETH_P_ALL = 0x0003
 
 
 class Backend:
@@ -147,7 +144,7 @@ class HealthTopo:
     # --- backend servers, by PID -------------------------------------------------------
 
     def start_server(self, b, port, timeout=10):
-        argv = b.ns.exec_argv([sys.executable, os.path.abspath(__file__), "serve", b.name,
+        argv = b.ns.exec_argv([sys.executable, netns.__file__, "serve", b.name,
                                str(port)])
         err = tempfile.TemporaryFile()  # a pipe nobody reads could fill and block it
         p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
@@ -246,98 +243,3 @@ class RouteWatch:
 
     def close(self):
         self.s.close()
-
-
-class GarpSniffer:
-    """Gratuitous ARP frames (sender address = target address) on an interface of ns."""
-
-    def __init__(self, ns, ifname):
-        with ns.entered():
-            self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-        self.sock.bind((ifname, 0))
-        self.frames = []  # (time, ip)
-        self.lock = threading.Lock()
-        self.stopping = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while not self.stopping:
-            r, _, _ = select.select([self.sock], [], [], 0.1)
-            if not r:
-                continue
-            d = self.sock.recv(2048)
-            if len(d) >= 42 and d[12:14] == b"\x08\x06" and d[28:32] == d[38:42]:
-                with self.lock:
-                    self.frames.append((time.time(), socket.inet_ntoa(d[28:32])))
-
-    def count(self, ip, since, until=None):
-        with self.lock:
-            return sum(1 for t, a in self.frames
-                       if a == ip and t >= since and (until is None or t <= until))
-
-    def first(self, ip, since):
-        with self.lock:
-            return next((t for t, a in self.frames if a == ip and t >= since), None)
-
-    def close(self):
-        self.stopping = True
-        self.thread.join(2)
-        self.sock.close()
-
-
-# --- the backend server ----------------------------------------------------------------
-
-def _conn(name, conn, peer):
-    try:
-        with conn, conn.makefile("rb") as f:
-            conn.settimeout(60)
-            conn.sendall(f"{name} {peer}\n".encode())
-            for line in f:
-                words = line.split()
-                if len(words) == 3 and words[0] == b"download":
-                    _download(conn, int(words[1]), int(words[2]) / 1000.0)
-                    return
-                conn.sendall(name.encode() + b" " + line)
-    except OSError:
-        pass
-
-
-def _download(conn, total, seconds, chunk=32768):
-    """total bytes, paced evenly over seconds."""
-    block = b"d" * chunk
-    t0 = time.monotonic()
-    sent = 0
-    while sent < total:
-        n = min(chunk, total - sent)
-        conn.sendall(block[:n])
-        sent += n
-        ahead = t0 + seconds * sent / total - time.monotonic()
-        if ahead > 0:
-            time.sleep(ahead)
-
-
-def serve(name, port, lifetime=300):
-    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(("0.0.0.0", port))
-    ls.listen(512)
-
-    def loop():
-        while True:
-            conn, peer = ls.accept()
-            threading.Thread(target=_conn, args=(name, conn, peer[0]), daemon=True).start()
-
-    threading.Thread(target=loop, daemon=True).start()
-    print("ready", flush=True)
-    signal.signal(signal.SIGALRM, lambda *_: os._exit(0))
-    signal.alarm(lifetime)
-    sys.stdin.buffer.read()
-    os._exit(0)
-
-
-if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "serve":
-        serve(sys.argv[2], int(sys.argv[3]))
-    else:
-        sys.exit(f"usage: {sys.argv[0]} serve NAME PORT")

@@ -360,9 +360,27 @@ def _tcp_conn(name, conn, peer):
             conn.settimeout(120)
             conn.sendall(f"{name} {peer}\n".encode())
             for line in f:
+                words = line.split()
+                if len(words) == 3 and words[0] == b"download":
+                    _download(conn, int(words[1]), int(words[2]) / 1000.0)
+                    return
                 conn.sendall(prefix + line)
     except OSError:
         pass
+
+
+def _download(conn, total, seconds, chunk=32768):
+    """total bytes, paced evenly over seconds."""
+    block = b"d" * chunk
+    t0 = time.monotonic()
+    sent = 0
+    while sent < total:
+        n = min(chunk, total - sent)
+        conn.sendall(block[:n])
+        sent += n
+        ahead = t0 + seconds * sent / total - time.monotonic()
+        if ahead > 0:
+            time.sleep(ahead)
 
 
 def _tcp_loop(name, ls):
@@ -391,7 +409,8 @@ def _udp_loop(name, us, family):
 
 
 def serve(name, ports, lifetime=900):
-    """Per port: TCP greets with "NAME PEER\\n" then echoes each line as "NAME LINE";
+    """Per port: TCP greets with "NAME PEER\\n" then echoes each line as "NAME LINE" (but
+    answers "download BYTES MS" with BYTES bytes paced over MS milliseconds, then closes);
     UDP answers each datagram with "NAME PEER\\n". Prints "ready" once listening, exits when
     stdin closes (the test died) or after lifetime seconds."""
     threads = []

@@ -101,6 +101,19 @@ def api_request(conn, method, path, body=None, headers=None, close=True):
             conn.close()
 
 
+def stop_process(proc, sig=signal.SIGTERM, timeout=20):
+    """Signals proc (a Popen this test started) and waits: its exit status, or None when it had
+    to be killed after timeout seconds."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None
+
+
 class Vipd:
     """One vipd we started, in the foreground, logging to a file."""
 
@@ -143,13 +156,7 @@ class Vipd:
         self.proc.wait()
 
     def stop(self, sig=signal.SIGTERM, timeout=20):
-        self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return None
+        return stop_process(self.proc, sig, timeout)
 
     def conn(self):
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)

@@ -45,7 +45,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from vipdtest import api_request  # noqa: E402
+from vipdtest import api_request, stop_process  # noqa: E402
 
 P = "uvi-"
 CLI, BE = P + "cli", {"be1": "10.0.2.11", "be2": "10.0.2.12"}
@@ -374,14 +374,7 @@ class Vipd:
                 if 'msg="IPVS synced"' in l and "messages=" in l]
 
     def stop(self, sig=signal.SIGTERM, timeout=15):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return None
+        return stop_process(self.proc, sig, timeout)
 
 
 VIPDS = []

@@ -311,10 +311,47 @@ int store_delete_lb(struct store *s, const char *uuid, char *err, size_t errlen)
 		}
 	}
 	model_take(s->model, lb->uuid);
+	if (lb->status == LB_STATUS_PENDING && s->vips && s->vips->ops->cancel)
+		s->vips->ops->cancel(s->vips, lb->uuid);
 	vip_drop(s, &lb->vip, lb->vip_from_source);
 	lb_free(lb);
 	committed(s);
 	return 0;
+}
+
+void store_vip_result(struct store *s, const char *owner, int err, const struct ip_addr *addr)
+{
+	struct lb *lb = model_find(s->model, owner);
+	char ip[IP_ADDR_STRLEN], msg[256];
+	int r;
+
+	if (err) {
+		if (lb)
+			log_warn("msg=\"load balancer stays pending\" uuid=%s source=%s err=\"%s\"",
+				 owner, s->vips->ops->name, strerror(-err));
+		return;
+	}
+	ip_addr_str(addr, ip);
+	if (!lb || lb->status != LB_STATUS_PENDING) {
+		log_warn("msg=\"giving back an address nobody waits for\" owner=%s vip=%s", owner, ip);
+		s->vips->ops->release(s->vips, addr);
+		return;
+	}
+	lb->vip = *addr;
+	lb->vip_from_source = true;
+	lb->status = LB_STATUS_ACTIVE;
+	r = persist_lb(s, lb, msg, sizeof(msg));
+	if (r) {
+		/* The source keeps the address for owner: the next restore finds it again. */
+		log_error("msg=\"load balancer stays pending\" uuid=%s vip=%s err=\"%s\"", owner, ip,
+			  msg);
+		memset(&lb->vip, 0, sizeof(lb->vip));
+		lb->status = LB_STATUS_PENDING;
+		return;
+	}
+	log_info("msg=\"pending load balancer got its vip\" uuid=%s vip=%s source=%s", owner, ip,
+		 s->vips->ops->name);
+	committed(s);
 }
 
 int store_add_backend(struct store *s, struct lb *lb, const struct backend *b, char *err,

@@ -42,6 +42,13 @@ int store_add_backend(struct store *s, struct lb *lb, const struct backend *b, c
 		      size_t errlen);
 int store_remove_backend(struct store *s, struct lb *lb, const char *backend_uuid, char *err,
 			 size_t errlen);
+/*
+ * An asynchronous VIP source's answer for owner (its vip_result_fn goes here): err 0 gives
+ * the pending load balancer its address (persisted, then a reconcile); an error leaves it
+ * pending (the source retries). An address for a load balancer that no longer exists, or
+ * that has one already, is given back.
+ */
+void store_vip_result(struct store *s, const char *owner, int err, const struct ip_addr *addr);
 int store_set_drained(struct store *s, struct lb *lb, struct backend *b, bool drained,
 		      char *err, size_t errlen);
 

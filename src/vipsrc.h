@@ -35,6 +35,10 @@ struct vip_source_ops {
 	int (*release)(struct vip_source *src, const struct ip_addr *addr);
 	/* Whether the source manages this address at all. */
 	int (*contains)(const struct vip_source *src, const struct ip_addr *addr);
+	/* Stops an allocation still in progress for owner (its load balancer was deleted while
+	 * pending): on_result is not called for it, and an address that arrives anyway is given
+	 * back. NULL for sources that answer at once. */
+	void (*cancel)(struct vip_source *src, const char *owner);
 	/* Addresses in use and the total the source can hand out (UINT64_MAX for "very many"). */
 	void (*usage)(const struct vip_source *src, uint64_t *used, uint64_t *total);
 	void (*free)(struct vip_source *src);

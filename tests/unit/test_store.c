@@ -607,10 +607,20 @@ static int later_reserve(struct vip_source *src, const char *owner, const struct
 	return -ERANGE;
 }
 
+static int later_releases;
+static char later_cancelled[UUID_STR_LEN];
+
 static int later_release(struct vip_source *src, const struct ip_addr *a)
 {
 	(void)src, (void)a;
-	return -ENOENT;
+	later_releases++;
+	return 0;
+}
+
+static void later_cancel(struct vip_source *src, const char *owner)
+{
+	(void)src;
+	snprintf(later_cancelled, sizeof(later_cancelled), "%s", owner);
 }
 
 static int later_contains(const struct vip_source *src, const struct ip_addr *a)
@@ -627,6 +637,7 @@ static void test_pending(void **st)
 		.reserve = later_reserve,
 		.release = later_release,
 		.contains = later_contains,
+		.cancel = later_cancel,
 	};
 	struct vip_source later = { .ops = &later_ops };
 	struct fixture *f = fixture_new(NULL, 0, true);
@@ -646,6 +657,34 @@ static void test_pending(void **st)
 	assert_int_equal(a->status, LB_STATUS_PENDING);
 	memcpy(ua, a->uuid, UUID_STR_LEN);
 	assert_int_equal(store_delete_lb(&f->s, ua, f->err, sizeof(f->err)), 0);
+	/* deleting a pending load balancer stops its allocation */
+	assert_string_equal(later_cancelled, ua);
+
+	/* the answer arrives: b gets its address, persisted, and a reconcile is asked for */
+	int changes = f->changes, puts = f->st.puts;
+	struct ip_addr got = addr("198.51.100.7");
+
+	store_vip_result(&f->s, b->uuid, 0, &got);
+	assert_int_equal(b->status, LB_STATUS_ACTIVE);
+	assert_string_equal(vip_of(b), "198.51.100.7");
+	assert_true(b->vip_from_source);
+	assert_int_equal(f->st.puts, puts + 1);
+	assert_int_equal(f->changes, changes + 1);
+	/* a second answer for b, and one for the deleted a, are given back, b keeps its own */
+	store_vip_result(&f->s, b->uuid, 0, &(struct ip_addr){ .family = 0 });
+	store_vip_result(&f->s, ua, 0, &got);
+	assert_int_equal(later_releases, 2);
+	assert_string_equal(vip_of(b), "198.51.100.7");
+
+	/* an error leaves a load balancer pending; a state write that fails too */
+	struct lb *c = create(f, NULL, 81, LB_PROTO_TCP);
+
+	store_vip_result(&f->s, c->uuid, -ETIMEDOUT, NULL);
+	assert_int_equal(c->status, LB_STATUS_PENDING);
+	f->st.fail_put = EIO;
+	store_vip_result(&f->s, c->uuid, 0, &got);
+	assert_int_equal(c->status, LB_STATUS_PENDING);
+	assert_false(ip_addr_is_set(&c->vip));
 	f->s.vips = NULL;
 	fixture_free(f);
 }

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dataplane/fullnat.h"
 #include "dataplane/ipvs_msg.h"
 #include "log.h"
 #include "model.h"
@@ -40,6 +41,9 @@
 #define IPVS_ERRORS_LOGGED 8
 /* The flags IPVS keeps for itself and reports back (the entry is in its hash table). */
 #define IPVS_SVC_F_KERNEL IP_VS_SVC_F_HASHED
+/* The mh scheduler's flags (ipvsadm's mh-fallback, mh-port); the uapi header names only sh's. */
+#define IPVS_SVC_F_MH_FALLBACK IP_VS_SVC_F_SCHED1
+#define IPVS_SVC_F_MH_PORT IP_VS_SVC_F_SCHED2
 
 /* Open-addressing index from a service key to a position in an array whose elements start
  * with that key. */
@@ -109,6 +113,9 @@ struct ipvs_plane {
 	int err;          /* the first failure the kernel reported */
 	size_t n_errors;
 	size_t local_backends, mixed_backends; /* left out, as last logged */
+	/* fullnat's SNAT: the services the table was last written with, and this sync's */
+	struct fullnat *fullnat;
+	struct keyset fn_have, fn_want, fn_next;
 };
 
 /* ---- keys and sets ---- */
@@ -287,6 +294,13 @@ static void service_of_lb(const struct lb *lb, struct ipvs_service *s)
 	/* IPVS counts persistence in seconds: round up so a client sticks at least as asked. */
 	s->timeout = lb->persistence_ms / 1000 + (lb->persistence_ms % 1000 != 0);
 	s->flags = s->timeout ? IP_VS_SVC_F_PERSISTENT : 0;
+	/* Like the XDP plane's Maglev: hash the flow, not only the client address (mh-port), and
+	 * let a flow whose backend has weight 0 (drained, failed) take the next one instead of
+	 * failing (mh-fallback). sh keeps client affinity but gets the same fallback. */
+	if (lb->scheduler == LB_SCHED_MH)
+		s->flags |= IPVS_SVC_F_MH_FALLBACK | IPVS_SVC_F_MH_PORT;
+	else if (lb->scheduler == LB_SCHED_SH)
+		s->flags |= IP_VS_SVC_F_SCHED_SH_FALLBACK;
 	/* One client address per template: a /32 (IPv4, as a mask) or a /128 (IPv6, a length). */
 	s->netmask = lb->vip.family == AF_INET6 ? 128 : 0xffffffffu;
 }
@@ -298,7 +312,7 @@ static uint32_t fwd_of_lb(const struct lb *lb)
 		return IP_VS_CONN_F_DROUTE;
 	case LB_FWD_TUNNEL:
 		return IP_VS_CONN_F_TUNNEL;
-	default: /* nat, and fullnat whose source rewrite is nftables' */
+	default: /* nat, and fullnat whose source rewrite is fullnat.c's nftables table */
 		return IP_VS_CONN_F_MASQ;
 	}
 }
@@ -997,11 +1011,66 @@ static int sync_end(struct ipvs_plane *x, int err, size_t sent_before)
 	return err ? err : x->err;
 }
 
+/* ---- fullnat's SNAT ---- */
+
+/* Writes the table with fn_next's services; they become fn_have. 0 or -errno (logged). */
+static int fn_commit(struct ipvs_plane *x)
+{
+	int err = fullnat_sync(x->fullnat, x->fn_next.keys, x->fn_next.n);
+
+	if (!err)
+		ks_swap(&x->fn_have, &x->fn_next);
+	return err;
+}
+
+/*
+ * Before IPVS changes: the table takes this sync's fullnat services (those of vipd's own
+ * services: a foreign service keeps its behaviour) and keeps the ones it has, so a new
+ * fullnat service is masqueraded before IPVS forwards to it. 0 or -errno.
+ */
+static int fn_extend(struct ipvs_plane *x)
+{
+	int err = 0;
+
+	ks_reset(&x->fn_want);
+	ks_reset(&x->fn_next);
+	for (size_t i = 0; i < x->want.n && !err; i++)
+		if (x->want_lb[i]->forwarding == LB_FWD_FULLNAT &&
+		    !ks_has(&x->conflicts, &x->want.keys[i]))
+			err = ks_add(&x->fn_want, &x->want.keys[i]);
+	for (size_t i = 0; i < x->fn_want.n && !err; i++)
+		err = ks_add(&x->fn_next, &x->fn_want.keys[i]);
+	for (size_t i = 0; i < x->fn_have.n && !err; i++)
+		err = ks_add(&x->fn_next, &x->fn_have.keys[i]);
+	return err ? err : fn_commit(x);
+}
+
+/*
+ * After IPVS changes: the table drops what is no longer fullnat, except a service that
+ * the model dropped and IPVS still holds (its deletion failed), so no forwarded connection
+ * loses its SNAT while the service lives. 0 or -errno.
+ */
+static int fn_settle(struct ipvs_plane *x)
+{
+	int err = 0;
+
+	ks_reset(&x->fn_next);
+	for (size_t i = 0; i < x->fn_want.n && !err; i++)
+		err = ks_add(&x->fn_next, &x->fn_want.keys[i]);
+	for (size_t i = 0; i < x->fn_have.n && !err; i++) {
+		const struct ipvs_service_key *k = &x->fn_have.keys[i];
+
+		if (!ks_has(&x->want, k) && ks_has(&x->owned, k))
+			err = ks_add(&x->fn_next, k);
+	}
+	return err ? err : fn_commit(x);
+}
+
 static int ipvs_sync(struct dataplane *dp, const struct model *m)
 {
 	struct ipvs_plane *x = (struct ipvs_plane *)dp;
-	size_t sent = x->messages;
-	int err;
+	size_t sent = x->messages, calls = fullnat_calls(x->fullnat);
+	int err, ferr;
 
 	sync_begin(x);
 	ks_reset(&x->want);
@@ -1017,6 +1086,7 @@ static int ipvs_sync(struct dataplane *dp, const struct model *m)
 	if (err)
 		return err;
 	skipped_backends_log(x);
+	ferr = fn_extend(x);
 	for (size_t i = 0; i < x->owned.n && !err; i++) {
 		const struct ipvs_service_key *k = &x->owned.keys[i];
 		long j = view_find(&x->view, k);
@@ -1031,6 +1101,11 @@ static int ipvs_sync(struct dataplane *dp, const struct model *m)
 
 		if (ks_has(&x->conflicts, &x->want.keys[i]))
 			continue;
+		/* Without its SNAT a fullnat service would forward connections that cannot work:
+		 * it waits for a sync that can write the table. */
+		if (ferr && lb->forwarding == LB_FWD_FULLNAT &&
+		    !ks_has(&x->fn_have, &x->want.keys[i]))
+			continue;
 		service_of_lb(lb, &s);
 		j = view_find(&x->view, &s.key);
 		if (j < 0) {
@@ -1043,20 +1118,29 @@ static int ipvs_sync(struct dataplane *dp, const struct model *m)
 			err = dests_sync(x, lb, &x->view.svcs[j]);
 	}
 	err = sync_end(x, err, sent);
-	log_debug("msg=\"IPVS synced\" services=%zu messages=%zu err=%d", x->owned.n,
-		  x->messages - sent, err);
+	if (!ferr)
+		ferr = fn_settle(x);
+	if (!err)
+		err = ferr;
+	log_debug("msg=\"IPVS synced\" services=%zu messages=%zu err=%d fullnat=%zu nft_calls=%zu",
+		  x->owned.n, x->messages - sent, err, fullnat_services(x->fullnat),
+		  fullnat_calls(x->fullnat) - calls);
 	return err;
 }
 
 /* ---- counters ---- */
 
-static const struct kservice *stats_service(struct ipvs_plane *x, const struct lb *lb)
+/* The service's last dump, read again when older than IPVS_STATS_TTL_S or than not_before (a
+ * drain's start: a count from before the drain cannot say that no connection is left). */
+static const struct kservice *stats_service(struct ipvs_plane *x, const struct lb *lb,
+					    double not_before)
 {
 	struct ipvs_service_key k;
 	long i;
 
 	/* A failed read leaves an empty view for a while: one error line per TTL, not per call. */
-	if (!x->view.at || monotonic_s() - x->view.at > IPVS_STATS_TTL_S)
+	if (!x->view.at || monotonic_s() - x->view.at > IPVS_STATS_TTL_S ||
+	    x->view.at < not_before)
 		if (view_read(x))
 			x->view.at = monotonic_s();
 	key_of_lb(lb, &k);
@@ -1075,7 +1159,8 @@ static void stats_fill(const struct ipvs_stats *s, struct dataplane_stats *out)
 static int ipvs_backend_stats(struct dataplane *dp, const struct lb *lb, const struct backend *b,
 			      struct dataplane_stats *out)
 {
-	const struct kservice *ks = stats_service((struct ipvs_plane *)dp, lb);
+	const struct kservice *ks =
+		stats_service((struct ipvs_plane *)dp, lb, b->drained ? b->drain_since : 0);
 	long j = ks ? dest_find(ks, &b->ip, b->port) : -1;
 
 	memset(out, 0, sizeof(*out));
@@ -1088,7 +1173,7 @@ static int ipvs_backend_stats(struct dataplane *dp, const struct lb *lb, const s
 
 static int ipvs_lb_stats(struct dataplane *dp, const struct lb *lb, struct dataplane_stats *out)
 {
-	const struct kservice *ks = stats_service((struct ipvs_plane *)dp, lb);
+	const struct kservice *ks = stats_service((struct ipvs_plane *)dp, lb, 0);
 
 	memset(out, 0, sizeof(*out));
 	if (!ks)
@@ -1111,6 +1196,9 @@ static void ipvs_cleanup(struct dataplane *dp)
 	if (!x->cleanup_on_exit) {
 		log_info("msg=\"keeping vipd's IPVS services (cleanup_on_exit is off)\" count=%zu",
 			 n);
+		if (fullnat_services(x->fullnat))
+			log_info("msg=\"keeping vipd's fullnat SNAT table (cleanup_on_exit is "
+				 "off)\" services=%zu", fullnat_services(x->fullnat));
 		return;
 	}
 	sync_begin(x);
@@ -1125,6 +1213,10 @@ static void ipvs_cleanup(struct dataplane *dp)
 		log_error("msg=\"IPVS services left behind\" count=%zu", x->owned.n);
 	else if (n)
 		log_info("msg=\"IPVS services removed\" count=%zu", n);
+	/* The table goes after the services; one left behind keeps its SNAT. */
+	ks_reset(&x->want);
+	ks_reset(&x->fn_want);
+	fn_settle(x);
 }
 
 static void ipvs_free(struct dataplane *dp)
@@ -1135,6 +1227,7 @@ static void ipvs_free(struct dataplane *dp)
 		return;
 	if (x->sk)
 		nl_socket_free(x->sk);
+	fullnat_free(x->fullnat);
 	view_clear(&x->view);
 	free(x->view.svcs);
 	free(x->view.idx.slots);
@@ -1145,6 +1238,9 @@ static void ipvs_free(struct dataplane *dp)
 	ks_free(&x->next_conflicts);
 	ks_free(&x->gone);
 	ks_free(&x->failed);
+	ks_free(&x->fn_have);
+	ks_free(&x->fn_want);
+	ks_free(&x->fn_next);
 	free(x->want_lb);
 	free(x->matched);
 	free(x->rbuf);
@@ -1286,6 +1382,8 @@ int ipvs_plane_new(const struct ipvs_options *o, struct dataplane **out)
 		goto fail;
 	}
 	err = connect_family(x);
+	if (!err)
+		err = fullnat_new(&x->fullnat);
 	if (!err)
 		err = owned_load(x);
 	if (!err)

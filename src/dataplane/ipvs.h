@@ -8,11 +8,16 @@
  * of ours that we would take for foreign); a load balancer whose key is held by a foreign
  * service is logged once as a conflict and left alone.
  *
- * Mapping: scheduler mh, rr, wrr, lc, wlc, sh, dh by name; fullnat and nat forward by masq
- * (fullnat's SNAT lives in nftables, not here), dsr by droute, tunnel by ipip; a backend's
- * weight is its effective weight, so a drained or failed backend stays with weight 0 and keeps
- * its connections (IPVS's drain); LOCAL backends are left out; persistence is rounded up to
- * whole seconds.
+ * Mapping: scheduler mh, rr, wrr, lc, wlc, sh, dh by name; fullnat and nat forward by masq,
+ * dsr by droute, tunnel by ipip; a backend's weight is its effective weight, so a drained or
+ * failed backend stays with weight 0 and keeps its connections (IPVS's drain); LOCAL backends
+ * are left out; persistence is rounded up to whole seconds.
+ *
+ * fullnat's SNAT lives in the nftables table "inet vipd" (fullnat.c: a set of fullnat
+ * services per family, masqueraded at postrouting by their connections' original
+ * destination). Each sync writes it with the new fullnat services added before the IPVS
+ * changes and the removed ones dropped after them, so no service forwards without its SNAT;
+ * cleanup removes it after the services, and keeps it when cleanup_on_exit is off.
  */
 #ifndef VIPD_IPVS_H
 #define VIPD_IPVS_H

@@ -4,6 +4,8 @@
 # IPv6; a second sync sends nothing; drift is repaired; foreign services (made with
 # ipvsadm) survive every sync and the cleanup; drain and health-down are weight 0; counters
 # match `ipvsadm -Ln --stats`; and a benchmark of 1,000 services x 10 destinations.
+# fullnat (masq + nftables SNAT) needs a kernel with nftables NAT, which Debian's UML kernel
+# lacks: vipd_fullnat.sh covers it in a kernel from build-kernel.
 # Prints TAP. Run it through the runner (it refuses to run anywhere else: it changes IPVS):
 #   tests/uml/uml-run --rw "$PWD" -- tests/uml/ipvs.sh
 # BUILDDIR (default build/plain) holds tests/unit/ipvs_driver.
@@ -110,9 +112,9 @@ config_a() {
 	echo ,
 	lb tun 10.1.0.11 80 tcp rr tunnel "$(b2 80 1 1)"
 	echo ,
-	lb fnat 10.1.0.12 80 tcp rr fullnat '[{"ip": "10.2.0.1", "port": 8080},
+	lb fnat 10.1.0.12 80 tcp rr nat '[{"ip": "10.2.0.1", "port": 8080},
 		{"ip": "10.2.0.2", "port": 8080}, {"ip": "10.2.0.3", "port": 8080, "type": "LOCAL"},
-		{"ip": "10.2.0.4", "port": 8080, "state": "drained"}, {"ip": "fd00::5", "port": 80}]'
+		{"ip": "10.2.0.4", "port": 8080, "state": "drained"}]'
 	echo ,
 	lb udp 10.1.0.13 53 udp rr nat "$(b2 53 1 1)" '"persistence": "5m"'
 	echo ,
@@ -127,12 +129,25 @@ config_a() {
 	echo ']}'
 }
 config_a >"$T/a.json"
+# mh hashes flows (mh-port) and both hashing schedulers skip a weight-0 backend (fallback)
+sched_flags() {
+	case $1 in
+	mh) echo " -b mh-fallback,mh-port" ;;
+	sh) echo " -b sh-fallback" ;;
+	esac
+}
+ln_flags() { # as ipvsadm -Ln shows them
+	case $1 in
+	mh) echo " (mh-fallback,mh-port)" ;;
+	sh) echo " (sh-fallback)" ;;
+	esac
+}
 # What ipvsadm should hold after A: 14 services and 27 destinations of vipd's, the foreign.
 expect_a() {
 	local n=0 s
 	for s in mh rr wrr lc wlc sh dh; do
 		n=$((n + 1))
-		echo "-A -t 10.1.0.$n:80 -s $s"
+		echo "-A -t 10.1.0.$n:80 -s $s$(sched_flags $s)"
 		echo "-a -t 10.1.0.$n:80 -r 10.2.0.1:8080 -m -w 1"
 		echo "-a -t 10.1.0.$n:80 -r 10.2.0.2:8080 -m -w 2"
 	done
@@ -153,7 +168,7 @@ expect_a() {
 		-A -t [2001:db8::1]:443 -s wrr -p 2
 		-a -t [2001:db8::1]:443 -r [fd00::1]:8443 -m -w 5
 		-a -t [2001:db8::1]:443 -r [fd00::2]:8443 -m -w 1
-		-A -t [2001:db8::2]:80 -s sh
+		-A -t [2001:db8::2]:80 -s sh -b sh-fallback
 		-a -t [2001:db8::2]:80 -r [fd00::1]:80 -g -w 1
 		-A -t 10.1.0.14:80 -s rr
 		-a -t 10.1.0.14:80 -r 10.2.0.5:8080 -g -w 1
@@ -169,10 +184,6 @@ check "ipvsadm -Sn holds exactly A's services and destinations and the foreign o
 	same_state "$T/a.state"
 check "the service on the foreign VIP is reported as a conflict (once) and left alone" \
 	eval "[ \$(grep -c 'did not create.*service=tcp/10.1.0.99:80' '$T/err') = 1 ]"
-check "fullnat's IPv6 backend behind an IPv4 VIP is left out (IPVS mixes families only \
-when tunnelling), said once" \
-	eval "[ \$(grep -c 'other address family.*count=1' '$T/err') = 1 ] &&
-	      ! ipvsadm -Ln | grep -q 'fd00::5'"
 check "ownership file lists vipd's 14 services, not the foreign ones" \
 	eval '[ "$(grep -vc "^#" "$STATE/ipvs-services")" = 14 ] &&
 	      ! grep -q "10.9.9.9\|10.1.0.99\|2001:db8::9" "$STATE/ipvs-services"'
@@ -185,11 +196,12 @@ n=0
 for s in mh rr wrr lc wlc sh dh; do
 	n=$((n + 1))
 	check "ipvsadm -Ln: scheduler $s on 10.1.0.$n:80 with 2 Masq destinations" \
-		eval "listed 'TCP 10.1.0.$n:80 $s' && [ \$(state | grep -c '^-a -t 10.1.0.$n:80 .* -m ') = 2 ]"
+		eval "listed 'TCP 10.1.0.$n:80 $s$(ln_flags $s)' &&
+		      [ \$(state | grep -c '^-a -t 10.1.0.$n:80 .* -m ') = 2 ]"
 done
 check "ipvsadm -Ln: dsr is Route" listed '-> 10.2.0.2:80 Route 3 0 0'
 check "ipvsadm -Ln: tunnel is Tunnel (ipip)" listed '-> 10.2.0.1:80 Tunnel 1 0 0'
-check "ipvsadm -Ln: fullnat is Masq; the drained backend has weight 0; LOCAL is left out" \
+check "ipvsadm -Ln: nat is Masq; the drained backend has weight 0; LOCAL is left out" \
 	eval "listed '-> 10.2.0.4:8080 Masq 0 0 0' && ! ipvsadm -Ln | grep -q 10.2.0.3:"
 check "ipvsadm -Ln: UDP with persistence 5m = persistent 300" \
 	listed 'UDP 10.1.0.13:53 rr persistent 300'
@@ -250,7 +262,7 @@ config_b() {
 	lb s-dh 10.1.0.7 80 tcp dh dsr "$(b2 8080 1 2)"; echo ,         # nat -> dsr
 	lb dsr 10.1.0.10 80 tcp rr dsr "$(b2 80 1 3)"; echo ,
 	lb tun 10.1.0.11 80 tcp rr tunnel "$(b2 80 1 1)"; echo ,
-	lb fnat 10.1.0.12 80 tcp rr fullnat '[{"ip": "10.2.0.1", "port": 8080},
+	lb fnat 10.1.0.12 80 tcp rr nat '[{"ip": "10.2.0.1", "port": 8080},
 		{"ip": "10.2.0.2", "port": 8080}, {"ip": "10.2.0.3", "port": 8080, "type": "LOCAL"},
 		{"ip": "10.2.0.4", "port": 8080, "state": "drained"}]'; echo ,
 	lb udp 10.1.0.13 53 udp rr nat "$(b2 53 1 1)"; echo ,          # persistence off
@@ -278,7 +290,7 @@ config_b >"$T/b.json"
 		-a -t 10.1.0.4:80 -r 10.2.0.1:8080 -m -w 1
 		-a -t 10.1.0.4:80 -r 10.2.0.2:8080 -m -w 2
 		-a -t 10.1.0.4:80 -r 10.2.0.3:8080 -m -w 1
-		-A -t 10.1.0.6:80 -s sh -p 60
+		-A -t 10.1.0.6:80 -s sh -p 60 -b sh-fallback
 		-a -t 10.1.0.6:80 -r 10.2.0.1:8080 -m -w 1
 		-a -t 10.1.0.6:80 -r 10.2.0.2:8080 -m -w 2
 		-A -t 10.1.0.7:80 -s dh

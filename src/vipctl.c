@@ -373,8 +373,8 @@ static void show_deleted(const cJSON *r)
 
 static void show_status(const cJSON *r)
 {
-	printf("vipd %s: %s, %ld load balancers\n", str(r, "version"), str(r, "status"),
-	       num(r, "loadbalancers"));
+	printf("vipd %s: %s, %ld load balancers, data plane %s\n", str(r, "version"),
+	       str(r, "status"), num(r, "loadbalancers"), str(r, "dataplane"));
 }
 
 static int cmd_lb_create(const struct ctl *c, int argc, char **argv)

@@ -18,6 +18,7 @@
 #include "announce/bird.h"
 #include "api/api.h"
 #include "cloud/ipam.h"
+#include "cloud/metal.h"
 #include "config.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/ipvs.h"
@@ -54,6 +55,7 @@ struct daemon {
 	struct api_ctx api;
 	struct api_server *api_srv;
 	ev_signal sigterm, sigint, sighup;
+	int exit_code; /* what main returns once the loop stops */
 };
 
 static void print_config_errors(const char *path, const struct config_error *errs)
@@ -94,9 +96,23 @@ static int validate_settings(const struct settings *s, struct ipam_range **range
 		fprintf(stderr, "vipd: --arp needs --adapter IFACE\n");
 		bad++;
 	}
-	if (s->project || s->facility || s->metro) {
-		fprintf(stderr, "vipd: --project/--facility/--metro: Equinix Metal elastic IPs are not "
-				"available yet\n");
+	if (s->project && !s->bgp) {
+		fprintf(stderr, "vipd: --project needs --bgp: Equinix Metal elastic IPs are announced "
+				"through BIRD\n");
+		bad++;
+	}
+	if (s->project && !!s->metro == !!s->facility) {
+		fprintf(stderr, "vipd: --project needs exactly one of --metro (preferred) and "
+				"--facility\n");
+		bad++;
+	}
+	if (s->project && s->n_ipam_ranges) {
+		fprintf(stderr, "vipd: --ipam-range and --project exclude each other: VIPs come from "
+				"local ranges or from Equinix Metal elastic IPs\n");
+		bad++;
+	}
+	if (!s->project && (s->metro || s->facility || s->device)) {
+		fprintf(stderr, "vipd: --metro, --facility and --device need --project\n");
 		bad++;
 	}
 	if (s->dataplane == DATAPLANE_XDP && !s->adapter) {
@@ -285,35 +301,92 @@ static void on_stop(struct ev_loop *loop, ev_signal *w, int revents)
 
 static void on_reload(struct ev_loop *loop, ev_signal *w, int revents);
 
+/*
+ * --dataplane auto: XDP where the adapter runs it natively, else IPVS where the kernel has it,
+ * else XDP in generic mode (it runs after the kernel has built an skb: much slower), with a
+ * warning. Without an adapter XDP has nowhere to go: IPVS, else no forwarding. A vipd program
+ * already on the adapter (a restart) is kept in whichever mode it runs (see xdp.h), as
+ * leaving it there under IPVS would put two planes on the same VIPs.
+ */
+static int setup_auto(struct daemon *d, struct xdp_options *xo, struct ipvs_options *io)
+{
+	const char *adapter = d->settings.adapter;
+	char why[160];
+	int xerr = -ENODEV, err;
+
+	if (adapter) {
+		xo->mode = XDP_PLANE_NATIVE;
+		xerr = xdp_plane_new(xo, &d->dp);
+	}
+	if (!xerr && xdp_plane_native(d->dp)) {
+		log_info("msg=\"data plane chosen\" dataplane=xdp mode=native reason=\"native XDP "
+			 "on %s\"",
+			 adapter);
+		return 0;
+	}
+	if (!xerr) {
+		log_warn("msg=\"data plane chosen\" dataplane=xdp mode=generic reason=\"vipd's XDP "
+			 "program is on %s in generic mode already (vipd --xdp-unload lets auto choose "
+			 "again); generic XDP is much slower\"",
+			 adapter);
+		return 0;
+	}
+	if (!adapter)
+		snprintf(why, sizeof(why), "no --adapter for XDP");
+	else if (xerr == -EOPNOTSUPP)
+		snprintf(why, sizeof(why), "no native XDP on %s", adapter);
+	else
+		snprintf(why, sizeof(why), "XDP not usable on %s: %s, logged above", adapter,
+			 strerror(-xerr));
+	io->probing = true;
+	err = ipvs_plane_new(io, &d->dp);
+	if (!err) {
+		log_info("msg=\"data plane chosen\" dataplane=ipvs reason=\"%s\"", why);
+		return 0;
+	}
+	if (err != -EPROTONOSUPPORT)
+		return err;
+	if (!adapter) {
+		log_warn("msg=\"data plane chosen\" dataplane=none reason=\"%s, no IPVS in this "
+			 "kernel: forwarding nothing\"",
+			 why);
+		d->dp = dataplane_none_new();
+		return d->dp ? 0 : -ENOMEM;
+	}
+	/* Generic mode would fail as native did for any reason but the driver's. */
+	if (xerr != -EOPNOTSUPP)
+		return xerr;
+	xo->mode = XDP_PLANE_GENERIC;
+	err = xdp_plane_new(xo, &d->dp);
+	if (err)
+		return err;
+	log_warn("msg=\"data plane chosen\" dataplane=xdp mode=generic reason=\"%s, no IPVS in "
+		 "this kernel; generic XDP is much slower\"",
+		 why);
+	return 0;
+}
+
 static int setup_planes(struct daemon *d)
 {
 	enum dataplane_kind k = d->settings.dataplane;
 	struct xdp_options xo = { .adapter = d->settings.adapter,
 				  .pin_dir = d->settings.bpf_pin_dir };
+	struct ipvs_options io = { .state_dir = d->settings.state_dir,
+				   .cleanup_on_exit = d->settings.cleanup_on_exit };
 	int err;
 
-	/* auto: XDP (native where the driver has it, generic with a warning otherwise); IPVS
-	 * is not built into this version. Without an adapter there is nowhere to attach. */
-	if (k == DATAPLANE_AUTO && !d->settings.adapter) {
-		log_warn("msg=\"--dataplane auto without --adapter: forwarding nothing\"");
-		k = DATAPLANE_NONE;
-	}
-	if (k == DATAPLANE_XDP || k == DATAPLANE_AUTO) {
+	if (k == DATAPLANE_AUTO) {
+		err = setup_auto(d, &xo, &io);
+	} else if (k == DATAPLANE_XDP) {
 		err = xdp_plane_new(&xo, &d->dp);
-		if (err)
-			return err;
 	} else if (k == DATAPLANE_IPVS) {
-		struct ipvs_options io = { .state_dir = d->settings.state_dir,
-					   .cleanup_on_exit = d->settings.cleanup_on_exit };
-
 		err = ipvs_plane_new(&io, &d->dp);
-		if (err)
-			return err;
 	} else {
 		d->dp = dataplane_none_new();
-		if (!d->dp)
-			return -ENOMEM;
+		err = d->dp ? 0 : -ENOMEM;
 	}
+	if (err)
+		return err;
 	if (d->settings.arp)
 		return arp_announcer_new(d->loop, d->settings.adapter,
 					 d->settings.arp_refresh_ms / 1000.0, &d->an);

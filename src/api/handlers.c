@@ -428,6 +428,8 @@ static void healthz(struct api_ctx *ctx, struct api_response *resp)
 	cJSON_AddStringToObject(o, "status", "ok");
 	cJSON_AddStringToObject(o, "version", ctx->version ? ctx->version : "");
 	cJSON_AddNumberToObject(o, "loadbalancers", (double)model_count(ctx->store->model));
+	/* The plane in use: what --dataplane auto chose. */
+	cJSON_AddStringToObject(o, "dataplane", ctx->dataplane ? ctx->dataplane->ops->name : "none");
 	/* Lets scripts and init systems that started vipd in the background find it. */
 	cJSON_AddNumberToObject(o, "pid", (double)getpid());
 	respond_json(resp, 200, o);

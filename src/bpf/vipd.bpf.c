@@ -182,11 +182,21 @@ static __always_inline void vipd_count(__u32 what)
 		(*v)++;
 }
 
+/* A port's word in a 65536-bit bitmap. The mask is a no-op for the CPU but keeps the index
+ * provably below 2048 for verifiers (Linux 6.1's) that lose the bound through bpf_ntohs. */
+static __always_inline __u32 vipd_port_word(__u32 port)
+{
+	__u32 idx = port >> 5;
+
+	asm volatile("%0 &= 2047" : "+r"(idx));
+	return idx;
+}
+
 static __always_inline int vipd_port_bit(const __u32 *words, __u16 port_be)
 {
-	__u16 port = bpf_ntohs(port_be);
+	__u32 port = bpf_ntohs(port_be);
 
-	return words[port >> 5] & (1u << (port & 31));
+	return words[vipd_port_word(port)] & (1u << (port & 31));
 }
 
 static __always_inline int vipd_addr_eq(const __u8 *a, const __u8 *b)
@@ -638,11 +648,11 @@ static __always_inline void vipd_rev_mark_port(__u16 port_be)
 {
 	struct vipd_port_filter *pf;
 	__u16 port = bpf_ntohs(port_be);
-	__u32 zero = 0, bit = 1u << (port & 31);
+	__u32 zero = 0, bit = 1u << (port & 31), idx = vipd_port_word(port);
 
 	pf = bpf_map_lookup_elem(&port_filter, &zero);
-	if (pf && !(pf->rev[port >> 5] & bit))
-		__sync_fetch_and_or(&pf->rev[port >> 5], bit);
+	if (pf && !(pf->rev[idx] & bit))
+		__sync_fetch_and_or(&pf->rev[idx], bit);
 }
 
 /*

@@ -1320,7 +1320,7 @@ static int ipvs_sysctls(void)
 	return err;
 }
 
-static int connect_family(struct ipvs_plane *x)
+static int connect_family(struct ipvs_plane *x, bool probing)
 {
 	int one = 1, rcvbuf = IPVS_RCVBUF, err, id;
 	struct timeval tv = { .tv_sec = IPVS_TIMEOUT_S };
@@ -1336,8 +1336,11 @@ static int connect_family(struct ipvs_plane *x)
 	}
 	id = genl_ctrl_resolve(x->sk, IPVS_GENL_NAME);
 	if (id < 0) {
-		log_error("msg=\"the kernel has no IPVS (modprobe ip_vs)\" err=\"%s\"",
-			  nl_geterror(id));
+		if (probing)
+			log_info("msg=\"the kernel has no IPVS\" err=\"%s\"", nl_geterror(id));
+		else
+			log_error("msg=\"the kernel has no IPVS (modprobe ip_vs)\" err=\"%s\"",
+				  nl_geterror(id));
 		return -EPROTONOSUPPORT;
 	}
 	x->family = (uint16_t)id;
@@ -1381,7 +1384,7 @@ int ipvs_plane_new(const struct ipvs_options *o, struct dataplane **out)
 			  x->state_dir, strerror(errno));
 		goto fail;
 	}
-	err = connect_family(x);
+	err = connect_family(x, o->probing);
 	if (!err)
 		err = fullnat_new(&x->fullnat);
 	if (!err)

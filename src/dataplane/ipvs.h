@@ -30,6 +30,7 @@
 struct ipvs_options {
 	const char *state_dir;  /* where ipvs-services is kept; required */
 	bool cleanup_on_exit;   /* cleanup() deletes vipd's services; false: it keeps them */
+	bool probing;           /* --dataplane auto asking: no IPVS is news, not an error */
 };
 
 /*

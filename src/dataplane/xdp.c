@@ -56,6 +56,7 @@ struct xdp_backend {
 struct xdp_iface {
 	int ifindex;
 	__u32 mode; /* XDP_FLAGS_DRV_MODE or XDP_FLAGS_SKB_MODE */
+	bool fresh; /* attached where no program was, not in place of an older vipd's */
 	struct vipd_snat_addr snat;
 	bool snat_written;
 };
@@ -66,7 +67,7 @@ struct xdp_plane {
 	char *pin_dir;
 	int adapter;
 	int ncpus;
-	struct xdp_iface ifaces[XDP_MAX_IFACES];
+	struct xdp_iface ifaces[XDP_MAX_IFACES]; /* the adapter first */
 	size_t n_ifaces;
 	struct xdp_vip vips[VIPD_MAX_VIPS];
 	struct xdp_backend backends[VIPD_MAX_BACKENDS];
@@ -103,6 +104,12 @@ static bool map_persistent(const char *name)
 	return false;
 }
 
+/*
+ * Set while a native attach is tried. Its failure is handled and logged by the caller, so
+ * what libbpf warns then (the kernel's reason) is passed on as info.
+ */
+static bool trying_native;
+
 static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	char buf[512];
@@ -114,7 +121,9 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap
 	n = strlen(buf);
 	if (n && buf[n - 1] == '\n')
 		buf[n - 1] = 0;
-	if (level == LIBBPF_WARN)
+	if (level == LIBBPF_WARN && trying_native)
+		log_info("msg=\"libbpf: %s\"", buf);
+	else if (level == LIBBPF_WARN)
 		log_warn("msg=\"libbpf: %s\"", buf);
 	else
 		log_debug("msg=\"libbpf: %s\"", buf);
@@ -268,7 +277,8 @@ static bool map_compatible(const struct bpf_map *map, int fd)
 /*
  * Points each persistent map of the unloaded skeleton at the map already in the kernel: the
  * pin, else the map of the vipd program on the adapter. A map of another layout (an older
- * vipd) is not reused: its pin goes and a fresh map is made, which costs its entries.
+ * vipd) is not reused: a fresh map is made, which costs its entries, and pin_all() puts it in
+ * place of the old pin (not here: a start that fails later must leave the pins as they were).
  */
 static int adopt_maps(struct xdp_plane *x, size_t *adopted)
 {
@@ -292,7 +302,6 @@ static int adopt_maps(struct xdp_plane *x, size_t *adopted)
 				 "afresh, its entries are lost\" map=%s",
 				 name);
 			close(fd);
-			unlink(path);
 			continue;
 		}
 		err = bpf_map__reuse_fd(map, fd);
@@ -304,6 +313,28 @@ static int adopt_maps(struct xdp_plane *x, size_t *adopted)
 		(*adopted)++;
 	}
 	return 0;
+}
+
+static __u32 map_id(int fd)
+{
+	struct bpf_map_info info;
+	__u32 len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	return bpf_obj_get_info_by_fd(fd, &info, &len) ? 0 : info.id;
+}
+
+/* Whether the pin at path holds the map behind fd (else it is absent or an older vipd's). */
+static bool pin_holds(const char *path, int fd)
+{
+	int pfd = bpf_obj_get(path);
+	__u32 id;
+
+	if (pfd < 0)
+		return false;
+	id = map_id(pfd);
+	close(pfd);
+	return id && id == map_id(fd);
 }
 
 static int pin_all(struct xdp_plane *x)
@@ -319,8 +350,9 @@ static int pin_all(struct xdp_plane *x)
 			continue;
 		if (pin_path(path, sizeof(path), x->pin_dir, name))
 			return -ENAMETOOLONG;
-		if (access(path, F_OK) == 0)
+		if (pin_holds(path, bpf_map__fd(map)))
 			continue;
+		unlink(path);
 		err = bpf_obj_pin(bpf_map__fd(map), path);
 		if (err) {
 			log_error("msg=\"cannot pin map\" path=%s err=\"%s\"", path, strerror(errno));
@@ -382,15 +414,16 @@ static int attached_prog(int ifindex, __u32 *id, char name[BPF_OBJ_NAME_LEN], __
 }
 
 /*
- * Puts this vipd's program on ifindex: atomically in place of an older vipd program, in
- * native mode on a free interface, generic mode as a logged fallback. Never displaces a
+ * Puts this vipd's program on ifindex: atomically in place of an older vipd program (in its
+ * mode), else on a free interface as want says (see enum xdp_plane_mode). Never displaces a
  * program that is not vipd's.
  */
-static int attach_iface(struct xdp_plane *x, int ifindex)
+static int attach_iface(struct xdp_plane *x, int ifindex, enum xdp_plane_mode want)
 {
 	char name[BPF_OBJ_NAME_LEN], ifn[IF_NAMESIZE];
 	int prog = bpf_program__fd(x->skel->progs.vipd_xdp);
 	__u32 old_id, mode;
+	bool fresh = false;
 	int err;
 
 	for (size_t i = 0; i < x->n_ifaces; i++)
@@ -427,11 +460,23 @@ static int attach_iface(struct xdp_plane *x, int ifindex)
 			 mode == XDP_FLAGS_SKB_MODE ? "generic" : "native", old_id);
 	} else if (err == -ENOENT) {
 		mode = XDP_FLAGS_DRV_MODE;
-		err = bpf_xdp_attach(ifindex, prog, mode | XDP_FLAGS_UPDATE_IF_NOEXIST, NULL);
+		err = -EOPNOTSUPP;
+		if (want != XDP_PLANE_GENERIC) {
+			trying_native = true;
+			err = bpf_xdp_attach(ifindex, prog, mode | XDP_FLAGS_UPDATE_IF_NOEXIST, NULL);
+			trying_native = false;
+		}
+		if (err && want == XDP_PLANE_NATIVE) {
+			/* Whatever the driver's reason (no XDP support, MTU, LRO), not natively. */
+			log_info("msg=\"no native XDP on this interface\" iface=%s err=\"%s\"", ifn,
+				 strerror(-err));
+			return -EOPNOTSUPP;
+		}
 		if (err) {
-			log_warn("msg=\"no native XDP on this interface; using generic mode, which is "
-				 "much slower\" iface=%s err=\"%s\"",
-				 ifn, strerror(-err));
+			if (want == XDP_PLANE_ANY)
+				log_warn("msg=\"no native XDP on this interface; using generic mode, "
+					 "which is much slower\" iface=%s err=\"%s\"",
+					 ifn, strerror(-err));
 			mode = XDP_FLAGS_SKB_MODE;
 			err = bpf_xdp_attach(ifindex, prog, mode | XDP_FLAGS_UPDATE_IF_NOEXIST, NULL);
 		}
@@ -442,11 +487,13 @@ static int attach_iface(struct xdp_plane *x, int ifindex)
 		}
 		log_info("msg=\"XDP program attached\" iface=%s mode=%s", ifn,
 			 mode == XDP_FLAGS_SKB_MODE ? "generic" : "native");
+		fresh = true;
 	} else {
 		log_error("msg=\"cannot query XDP program\" iface=%s err=\"%s\"", ifn, strerror(-err));
 		return err;
 	}
-	x->ifaces[x->n_ifaces++] = (struct xdp_iface){ .ifindex = ifindex, .mode = mode };
+	x->ifaces[x->n_ifaces++] =
+		(struct xdp_iface){ .ifindex = ifindex, .mode = mode, .fresh = fresh };
 	return accept_local(ifindex);
 }
 
@@ -954,7 +1001,9 @@ static int egress_sync(struct xdp_plane *x)
 		ri = route_lookup(b, &a, now);
 		if (!ri || ri->local)
 			continue;
-		if (attach_iface(x, ri->oif)) {
+		/* Native where the driver has it, whatever the adapter's mode: --dataplane
+		 * auto's rule is about the adapter, where VIP traffic arrives. */
+		if (attach_iface(x, ri->oif, XDP_PLANE_ANY)) {
 			err = -EIO;
 			continue;
 		}
@@ -1366,6 +1415,21 @@ static int forwarding_sysctls(void)
 	return err ? err : sysctl_set("/proc/sys/net/ipv6/conf/all/forwarding", "1");
 }
 
+/* Takes the program off the adapter again where this start put it on a free interface. */
+static void unattach_adapter(struct xdp_plane *x)
+{
+	LIBBPF_OPTS(bpf_xdp_attach_opts, o);
+	char ifn[IF_NAMESIZE];
+
+	if (!x->n_ifaces || !x->ifaces[0].fresh)
+		return;
+	o.old_prog_fd = bpf_program__fd(x->skel->progs.vipd_xdp);
+	if (bpf_xdp_detach(x->adapter, x->ifaces[0].mode | XDP_FLAGS_REPLACE, &o))
+		log_error("msg=\"cannot detach XDP program after a failed start\" iface=%s err=\"%s\"",
+			  ifname(x->adapter, ifn), strerror(errno));
+	x->n_ifaces = 0;
+}
+
 int xdp_plane_new(const struct xdp_options *opt, struct dataplane **out)
 {
 	struct xdp_plane *x;
@@ -1395,12 +1459,6 @@ int xdp_plane_new(const struct xdp_options *opt, struct dataplane **out)
 	}
 	for (__u32 i = 0; i < VIPD_RING_SIZE; i++)
 		x->ring_keys[i] = i;
-	err = forwarding_sysctls();
-	if (err)
-		goto fail;
-	err = pin_dir_prepare(x->pin_dir);
-	if (err)
-		goto fail;
 	x->skel = vipd_bpf__open();
 	if (!x->skel) {
 		err = -errno;
@@ -1417,19 +1475,39 @@ int xdp_plane_new(const struct xdp_options *opt, struct dataplane **out)
 			  strerror(-err));
 		goto fail;
 	}
-	err = pin_all(x);
-	if (!err)
-		err = load_mirror(x);
-	if (!err)
-		err = attach_iface(x, x->adapter);
+	err = load_mirror(x);
 	if (err)
 		goto fail;
+	/*
+	 * Attached before anything is set or pinned: XDP_PLANE_NATIVE learns here whether the
+	 * adapter runs XDP natively, and a no must leave the host as it was (--dataplane auto
+	 * goes on to another plane). The sysctls follow within microseconds; on a restart they
+	 * are set already.
+	 */
+	err = attach_iface(x, x->adapter, opt->mode);
+	if (!err)
+		err = forwarding_sysctls();
+	if (!err)
+		err = pin_dir_prepare(x->pin_dir);
+	if (!err)
+		err = pin_all(x);
+	if (err) {
+		unattach_adapter(x);
+		goto fail;
+	}
 	log_info("msg=\"XDP plane ready\" pin_dir=%s maps_adopted=%zu", x->pin_dir, adopted);
 	*out = &x->dp;
 	return 0;
 fail:
 	xdp_free(&x->dp);
 	return err;
+}
+
+bool xdp_plane_native(const struct dataplane *dp)
+{
+	const struct xdp_plane *x = (const struct xdp_plane *)dp;
+
+	return x->n_ifaces && x->ifaces[0].mode == XDP_FLAGS_DRV_MODE;
 }
 
 int xdp_plane_remove(const struct xdp_options *opt)

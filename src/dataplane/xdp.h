@@ -12,15 +12,36 @@
 #ifndef VIPD_XDP_H
 #define VIPD_XDP_H
 
+#include <stdbool.h>
+
 #include "dataplane/dataplane.h"
+
+/*
+ * How the program goes on the adapter when no vipd program is there yet. One that is (a
+ * restart) is replaced in the mode it runs in, whatever this says: changing modes means
+ * detaching first, which would stop forwarding for a moment.
+ */
+enum xdp_plane_mode {
+	XDP_PLANE_ANY,     /* native where the driver has it, else generic with a warning */
+	XDP_PLANE_NATIVE,  /* native, else -EOPNOTSUPP with nothing attached, pinned or set */
+	XDP_PLANE_GENERIC, /* generic, without trying native */
+};
 
 struct xdp_options {
 	const char *adapter; /* where VIP traffic arrives; required */
 	const char *pin_dir; /* bpffs directory for pins, e.g. /sys/fs/bpf/vipd */
+	enum xdp_plane_mode mode;
 };
 
-/* Loads and attaches the program. 0 and *out, or -errno (logged). */
+/*
+ * Loads and attaches the program. 0 and *out, or -errno (logged; -EOPNOTSUPP with
+ * XDP_PLANE_NATIVE on an adapter without native XDP). A start that fails leaves no program
+ * attached that was not there before.
+ */
 int xdp_plane_new(const struct xdp_options *opt, struct dataplane **out);
+
+/* Whether the program runs natively (in the driver) on the adapter, rather than generic. */
+bool xdp_plane_native(const struct dataplane *dp);
 
 /*
  * Detaches vipd's program from every interface of this network namespace that carries it and

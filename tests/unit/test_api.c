@@ -149,6 +149,7 @@ static void test_slb_session(void **st)
 
 	assert_int_equal(call(f, "GET", "/healthz", NULL, &j), 200);
 	assert_string_equal(str(j, "status"), "ok");
+	assert_string_equal(str(j, "dataplane"), "none"); /* the fixture has no data plane */
 	cJSON_Delete(j);
 }
 

@@ -10,6 +10,7 @@
 # which announces them to a BIRD on a router namespace; the router's traffic reaches the VIPs;
 # a VIP whose backends all die is withdrawn at the router and comes back with them. Prints a
 # summary.
+# The IPVS data plane has its own demo, inside user-mode-linux: ./contrib/demo-ipvs.sh
 # Installs its Debian dependencies first (needs root, for apt-get, netns and XDP).
 set -eu -o pipefail
 cd "$(dirname "$0")/.."

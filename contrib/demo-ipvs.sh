@@ -43,14 +43,8 @@ mkdir -p "$B"
 (cd "$B" && { [ -f Makefile ] || "$TOP/configure" >/dev/null; } && make -j"$(nproc)" >/dev/null)
 "$B/vipd" --version
 
-# build-kernel's kernel is current when its stamp matches the one build-kernel computes.
-kernel=
-tarball=$(printf '%s\n' /usr/src/linux-source-*.tar.xz | sort -V | tail -1)
-if [ -x "$KDIR/linux" ] && [ -f "$tarball" ]; then
-	stamp=$( (echo "$tarball"; stat -c %s "$tarball"; cat tests/uml/kernel.config) |
-		sha256sum | cut -d' ' -f1)
-	[ "$(cat "$KDIR/stamp" 2>/dev/null)" = "$stamp" ] && kernel=$KDIR/linux
-fi
+# A current kernel from build-kernel, never a 12-minute build from the demo.
+kernel=$(tests/uml/build-kernel --cached "$KDIR" 2>/dev/null) || kernel=
 if [ -n "$kernel" ]; then
 	say "user-mode-linux kernel with nftables NAT: $kernel (nat, dsr and fullnat)"
 	KERNEL=(--kernel "$kernel")

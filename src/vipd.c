@@ -18,7 +18,6 @@
 #include "announce/bird.h"
 #include "api/api.h"
 #include "cloud/ipam.h"
-#include "cloud/metal.h"
 #include "config.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/ipvs.h"
@@ -55,7 +54,6 @@ struct daemon {
 	struct api_ctx api;
 	struct api_server *api_srv;
 	ev_signal sigterm, sigint, sighup;
-	int exit_code; /* what main returns once the loop stops */
 };
 
 static void print_config_errors(const char *path, const struct config_error *errs)
@@ -96,23 +94,9 @@ static int validate_settings(const struct settings *s, struct ipam_range **range
 		fprintf(stderr, "vipd: --arp needs --adapter IFACE\n");
 		bad++;
 	}
-	if (s->project && !s->bgp) {
-		fprintf(stderr, "vipd: --project needs --bgp: Equinix Metal elastic IPs are announced "
-				"through BIRD\n");
-		bad++;
-	}
-	if (s->project && !!s->metro == !!s->facility) {
-		fprintf(stderr, "vipd: --project needs exactly one of --metro (preferred) and "
-				"--facility\n");
-		bad++;
-	}
-	if (s->project && s->n_ipam_ranges) {
-		fprintf(stderr, "vipd: --ipam-range and --project exclude each other: VIPs come from "
-				"local ranges or from Equinix Metal elastic IPs\n");
-		bad++;
-	}
-	if (!s->project && (s->metro || s->facility || s->device)) {
-		fprintf(stderr, "vipd: --metro, --facility and --device need --project\n");
+	if (s->project || s->facility || s->metro) {
+		fprintf(stderr, "vipd: --project/--facility/--metro: Equinix Metal elastic IPs are not "
+				"available yet\n");
 		bad++;
 	}
 	if (s->dataplane == DATAPLANE_XDP && !s->adapter) {

@@ -9,16 +9,17 @@ import json
 import os
 import queue
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+from vipdtest import done, ok, stop_process, tmpdir  # noqa: E402
+
 FAKE = os.path.join(HERE, "fake_metal.py")
 TOKEN = "selftest-token"
 FORBIDDEN = "selftest-readonly"
@@ -29,35 +30,14 @@ UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 # No proxies: traffic stays on loopback whatever the environment says.
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-_n = 0
-_failed = 0
 _procs = []
-_tmp = tempfile.mkdtemp(prefix="fake-metal-selftest-")
-
-
-def ok(cond, desc, detail=None):
-    global _n, _failed
-    _n += 1
-    print(f"{'ok' if cond else 'not ok'} {_n} - {desc}", flush=True)
-    if not cond:
-        _failed += 1
-        if detail is not None:
-            for line in str(detail).splitlines()[:30]:
-                print(f"#   {line}", flush=True)
-    return cond
+_tmp = tmpdir("fake-metal-selftest-")     # removed at exit, after the fakes stopped below
 
 
 @atexit.register
 def _cleanup():
     for p in _procs:
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-    shutil.rmtree(_tmp, ignore_errors=True)
+        stop_process(p, timeout=5)
 
 
 class Fake:
@@ -505,5 +485,4 @@ if __name__ == "__main__":
         main()
     except Exception as e:  # a crash is a failed test, not a silent short plan
         ok(False, f"selftest crashed: {type(e).__name__}: {e}")
-    print(f"1..{_n}", flush=True)
-    sys.exit(1 if _failed else 0)
+    done()

@@ -10,10 +10,8 @@ Run: BUILDDIR=build/plain python3 tests/integration/planes.py   (VIPD overrides 
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.join(HERE, "..", "..")
@@ -22,7 +20,7 @@ os.environ.setdefault("VIPD", os.path.join(
     os.environ.get("BUILDDIR", os.path.join(TOP, "build", "plain")), "vipd"))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, HERE)
-from vipdtest import done, ok, tmpdir  # noqa: E402
+from vipdtest import done, tmpdir  # noqa: E402
 import netns  # noqa: E402
 from netns import Topology  # noqa: E402
 from health import NsVipd  # noqa: E402
@@ -54,32 +52,24 @@ class XdpEnv:
     def kill_server(self, name):
         HealthTopo.kill_server(next(b for b in self.topo.backends if b.name == name))
 
+    def build(self):
+        obj = netns.build_xdp_pass(tmpdir("vipd-planes-"))
+        self.topo.build()
+        self.topo.attach_xdp_pass(obj)
+        self.topo.start_servers([BACKEND_PORT])
+
+    def destroy(self):
+        self.topo.destroy()
+        shutil.rmtree(self.pin_dir, ignore_errors=True)
+
 
 def main():
-    # timeout(1) stops with SIGTERM: unwind so the finally below cleans up.
+    # timeout(1) stops with SIGTERM: unwind so that planes_scenario.main cleans up.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     topo = Topology(prefix="pl-")
-    env = XdpEnv(topo, f"/sys/fs/bpf/vipd-{topo.tag}")
-    try:
-        try:
-            obj = netns.build_xdp_pass(tmpdir("vipd-planes-"))
-            topo.build()
-            topo.attach_xdp_pass(obj)
-            topo.start_servers([BACKEND_PORT])
-            err = None
-        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
-            err = e
-        if ok(err is None, "xdp: topology: client, node, lan bridge, 3 backends (default route "
-              "via the node), xdp_pass on the veth peers, backend servers up", err):
-            planes_scenario.run(env)
-    except Exception:  # a bug in the test itself: one failed check, then clean up
-        ok(False, "xdp: the test ran to its end", traceback.format_exc())
-    finally:
-        if env.vipd is not None and env.vipd.alive():
-            env.vipd.proc.kill()
-            env.vipd.proc.wait()
-        topo.destroy()
-        shutil.rmtree(env.pin_dir, ignore_errors=True)
+    planes_scenario.main(XdpEnv(topo, f"/sys/fs/bpf/vipd-{topo.tag}"),
+                         "client, node, lan bridge, 3 backends (default route via the node), "
+                         "xdp_pass on the veth peers, backend servers up")
     print(f"# wall time {time.time() - T0:.1f} s", flush=True)
 
 

@@ -29,12 +29,16 @@ The runner passes an env object with:
                      body) -> (status, JSON), logs() -> text and stop() -> exit status
                      (SIGTERM)
   kill_server(name)  SIGKILL to that backend's server, by PID
+  vipd               the handle start_vipd returned last (None before), with proc (a Popen)
+  build(), destroy() make and remove the topology and the backend servers (for main())
 The checks print TAP through vipdtest.ok; the runner prints the plan (vipdtest.done).
 """
 import json
 import os
+import subprocess
 import sys
 import time
+import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from health_topo import hello  # noqa: E402
@@ -300,3 +304,26 @@ def run(env):
     s = Scenario(env)
     s.run()
     return s.outcome
+
+
+def main(env, topology):
+    """A runner's whole run: env.build() (failing with RuntimeError, OSError or a subprocess
+    error is one failed check, "PLANE: topology: TOPOLOGY"), the scenario, and whatever
+    happened a vipd still running killed and env.destroy(). A crash of the test itself is one
+    failed check."""
+    try:
+        try:
+            env.build()
+            err = None
+        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+            err = e
+        if ok(err is None, f"{env.plane}: topology: {topology}", err):
+            run(env)
+    except Exception:  # a bug in the test itself: one failed check, then clean up
+        ok(False, f"{env.plane}: the test ran to its end", traceback.format_exc())
+    finally:
+        v = env.vipd
+        if v is not None and v.proc is not None and v.proc.poll() is None:
+            v.proc.kill()
+            v.proc.wait()
+        env.destroy()

@@ -21,7 +21,6 @@ import signal
 import subprocess
 import sys
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True  # the tree is shared: leave no __pycache__ behind
@@ -134,23 +133,8 @@ class IpvsEnv:
 
 
 def main():
-    env = IpvsEnv()
-    try:
-        try:
-            env.build()
-            err = None
-        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
-            err = e
-        if ok(err is None, "ipvs: topology: client, director (vipd, VIP on lo), bridge, 3 "
-              "backends (default route via the director), backend servers up", err):
-            planes_scenario.run(env)
-    except Exception:  # a bug in the test itself: one failed check, then clean up
-        ok(False, "ipvs: the test ran to its end", traceback.format_exc())
-    finally:
-        if env.vipd is not None and env.vipd.proc is not None and env.vipd.proc.poll() is None:
-            env.vipd.proc.kill()
-            env.vipd.proc.wait()
-        env.destroy()
+    planes_scenario.main(IpvsEnv(), "client, director (vipd, VIP on lo), bridge, 3 backends "
+                         "(default route via the director), backend servers up")
     print(f"# wall time {time.monotonic() - T0:.1f} s", flush=True)
 
 

@@ -18,77 +18,26 @@ branch is checked here. Prints TAP. Checks:
   client ns au-cli: eth0 10.0.1.2 --- au-cli 10.0.1.1  director (VIP 10.0.0.10 on lo)
   backend ns au-be: eth0 10.0.2.11 --- au-be 10.0.2.1           au-dum (dummy, the adapter)
 """
-import ctypes
-import http.client
 import os
 import re
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from vipdtest import api_request, stop_process  # noqa: E402
+from umltest import (Client, Vipd as UmlVipd, ip_batches, note, ok, remove_topology, run,
+                     spawn_server, wait_for)
+import umltest
 
 P = "au-"
 CLI, BE, DUM = P + "cli", P + "be", P + "dum"
 VIP, VIP_PORT, BE_IP, BE_PORT = "10.0.0.10", 80, "10.0.2.11", 8080
 API_PORT = 10081
-BUILDDIR = os.environ.get("BUILDDIR", os.path.join(os.path.dirname(__file__), "../../build/plain"))
-VIPD = os.environ.get("VIPD", os.path.join(BUILDDIR, "vipd"))
-T = tempfile.mkdtemp(prefix="vipd-auto-")
+VIPD, T = umltest.VIPD, umltest.T
 PIN = "/sys/fs/bpf/au-vipd-auto"
 CHOSEN = 'msg="data plane chosen"'
 
-T0 = time.monotonic()
-_n = _failed = 0
-
-
-def ok(cond, desc, detail=None):
-    global _n, _failed
-    _n += 1
-    print(f"{'ok' if cond else 'not ok'} {_n} - {desc}", flush=True)
-    if not cond:
-        _failed += 1
-        for line in str(detail or "").splitlines()[-30:]:
-            print(f"#   {line}", flush=True)
-    return cond
-
-
-def note(msg):
-    print(f"# [{time.monotonic() - T0:5.1f}s] {msg}", flush=True)
-
-
-def wait_for(pred, timeout, step=0.05):
-    end = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() > end:
-            return v
-        time.sleep(step)
-
-
-def run(*argv, stdin=None):
-    r = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=60)
-    return r.returncode, r.stdout + r.stderr
-
-
-libc = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWNET = 0x40000000
-HOME = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-
-
-def setns(fd):
-    if libc.setns(fd, CLONE_NEWNET):
-        e = ctypes.get_errno()
-        raise OSError(e, f"setns: {os.strerror(e)}")
+api = umltest.api_at(API_PORT)
 
 
 def topology():
-    out = [run("ip", "-b", "-", stdin=f"""link add {DUM} type dummy
+    return ip_batches({None: f"""link add {DUM} type dummy
 link set {DUM} up
 netns add {CLI}
 netns add {BE}
@@ -99,72 +48,19 @@ link add {BE} type veth peer name eth0 netns {BE}
 addr add 10.0.2.1/24 dev {BE}
 link set {BE} up
 addr add {VIP}/32 dev lo
-"""), run("ip", "-n", CLI, "-b", "-", stdin="""link set lo up
+""", CLI: """link set lo up
 addr add 10.0.1.2/24 dev eth0
 link set eth0 up
 route add default via 10.0.1.1
-"""), run("ip", "-n", BE, "-b", "-", stdin=f"""link set lo up
+""", BE: f"""link set lo up
 addr add {BE_IP}/24 dev eth0
 link set eth0 up
 route add default via 10.0.2.1
-""")]
-    return all(rc == 0 for rc, _ in out), "\n".join(o for _, o in out)
+"""})
 
 
 def cleanup_topology():
-    run("ip", "-force", "-b", "-", stdin=f"""netns del {CLI}
-netns del {BE}
-link del {CLI}
-link del {BE}
-link del {DUM}
-addr del {VIP}/32 dev lo
-""")
-
-
-def spawn_server():
-    """PID of a forked TCP server in the backend namespace greeting "be PEER", or None."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(r)
-            setns(os.open(f"/run/netns/{BE}", os.O_RDONLY))
-            ls = socket.socket()
-            ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            ls.bind(("0.0.0.0", BE_PORT))
-            ls.listen(64)
-            os.write(w, b"1")
-            os.close(w)
-            while True:
-                c, peer = ls.accept()
-                try:
-                    c.sendall(f"be {peer[0]}\n".encode())
-                except OSError:
-                    pass
-                c.close()
-        finally:
-            os._exit(1)
-    os.close(w)
-    ready = os.read(r, 1)
-    os.close(r)
-    return pid if ready == b"1" else None
-
-
-def hello():
-    """The backend's greeting through the VIP from the client namespace, or ERR."""
-    setns(os.open(f"/run/netns/{CLI}", os.O_RDONLY))
-    try:
-        s = socket.socket()
-    finally:
-        setns(HOME)
-    s.settimeout(2)
-    try:
-        s.connect((VIP, VIP_PORT))
-        return s.recv(200).decode().strip() or "ERR empty"
-    except OSError as e:
-        return f"ERR {e}"
-    finally:
-        s.close()
+    remove_topology([CLI, BE], [CLI, BE, DUM], [f"{VIP}/32"])
 
 
 def ipvs_services():
@@ -179,44 +75,11 @@ def xdp_flag(dev):
     return next((f for f in ("xdp", "xdpgeneric") if f in first), None)
 
 
-class Vipd:
+class Vipd(UmlVipd):
     def __init__(self, tag, adapter, dataplane="auto", pin=PIN):
-        self.log_path = f"{T}/vipd-{tag}.log"
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [VIPD, "--foreground", "--dataplane", dataplane, "--adapter", adapter,
-             "--state-dir", f"{T}/state-{tag}", "--bpf-pin-dir", pin,
-             "--api-listen", f"127.0.0.1:{API_PORT}"],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
-        VIPDS.append(self)
-
-    def healthy(self, timeout=20):
-        def up():
-            if self.proc.poll() is not None:
-                return "exited"
-            try:
-                return api("GET", "/healthz")[0] == 200
-            except OSError:
-                return False
-        return wait_for(up, timeout) is True
-
-    def text(self):
-        with open(self.log_path, errors="replace") as f:
-            return f.read()
-
-    def lines(self, what):
-        return [l for l in self.text().splitlines() if what in l]
-
-    def stop(self, sig=signal.SIGTERM):
-        return stop_process(self.proc, sig, 15)
-
-
-VIPDS = []
-
-
-def api(method, path, body=None):
-    return api_request(http.client.HTTPConnection("127.0.0.1", API_PORT, timeout=5), method,
-                       path, body, {"Content-Type": "application/json"} if body is not None else {})
+        super().__init__(tag, API_PORT, ["--dataplane", dataplane, "--adapter", adapter,
+                                         "--state-dir", f"{T}/state-{tag}",
+                                         "--bpf-pin-dir", pin])
 
 
 def create_lb():
@@ -263,8 +126,7 @@ def main():
     good, why = topology()
     if not ok(good, "topology: dummy au-dum, client and backend namespaces, VIP on lo", why):
         return
-    SERVERS.append(spawn_server())
-    if not ok(SERVERS[-1], "backend server listening (TCP 8080)"):
+    if not ok(spawn_server("be", BE, BE_PORT), "backend server listening (TCP 8080)"):
         return
     xdp, why_not = xdp_usable()
     note(f"vipd's XDP program runs in this kernel: {xdp} {'' if xdp else why_not}")
@@ -287,7 +149,7 @@ def main():
     ok(st == 201 and wait_for(lambda: ipvs_services() == [["TCP", "0A00000A:0050"]], 5),
        "1. a nat load balancer made through the API is an IPVS service", f"{st} {lb} "
        f"{ipvs_services()}")
-    got = [hello() for _ in range(10)]
+    got = Client(CLI).tcp_many(VIP, VIP_PORT, 10)
     ok(all(g == "be 10.0.1.2" for g in got),
        "1. 10 connections from the client namespace reach the backend through IPVS",
        "\n".join(got))
@@ -296,44 +158,11 @@ def main():
        f"rc {rc} {ipvs_services()}")
 
 
-SERVERS = []
-
-
 def cleanup():
-    for v in VIPDS:
-        if v.proc.poll() is None:
-            v.proc.kill()
-            v.proc.wait()
-    for pid in SERVERS:
-        if pid:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
     if os.path.exists(PIN):
         run(VIPD, "--xdp-unload", "--bpf-pin-dir", PIN)
-    run("ipvsadm", "-C")
     cleanup_topology()
-    if os.environ.get("VIPD_UML_LOGS"):
-        for f in os.listdir(T):
-            if f.endswith(".log"):
-                shutil.copy(os.path.join(T, f), os.environ["VIPD_UML_LOGS"])
-    shutil.rmtree(T, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    if not os.access(VIPD, os.X_OK):
-        ok(False, f"vipd built ({VIPD})")
-        print(f"1..{_n}")
-        sys.exit(1)
-    try:
-        main()
-    except Exception as e:      # a crash is a failure with its reason, and still cleans up
-        import traceback
-        ok(False, f"test ran to the end ({type(e).__name__}: {e})", traceback.format_exc())
-    finally:
-        cleanup()
-    note("done")
-    print(f"1..{_n}", flush=True)
-    sys.exit(1 if _failed else 0)
+    umltest.main(main, cleanup)

@@ -30,21 +30,12 @@ VIPD_UML_LOGS=DIR (a --rw directory) keeps vipd's logs there.
   fn-be1 10.0.2.11 fd00:2::11     fn-be2 10.0.2.12 fd00:2::12
   (routes: 10.0.2.0/24, fd00:2::/64, and 10.0.1.128/25 via 10.0.2.1; nothing else)
 """
-import ctypes
-import http.client
 import json
-import os
-import selectors
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from vipdtest import api_request  # noqa: E402
+from umltest import (Client, Vipd as UmlVipd, count, ip_batches, ipvsadm_rules, note, ok,
+                     remove_topology, run, spawn_server, talk, wait_for)
+import umltest
 
 P = "fn-"
 CLI = P + "cli"
@@ -54,10 +45,7 @@ UNROUTED, ROUTED, UNROUTED6 = "10.0.1.2", "10.0.1.200", "fd00:1::2"
 DIRECTOR, DIRECTOR6 = "10.0.2.1", "fd00:2::1"
 BE_TCP, BE_UDP = 8080, 5353
 API_PORT = 10073
-BUILDDIR = os.environ.get("BUILDDIR", os.path.join(os.path.dirname(__file__), "../../build/plain"))
-VIPD = os.environ.get("VIPD", os.path.join(BUILDDIR, "vipd"))
-T = tempfile.mkdtemp(prefix="vipd-fullnat-")
-STATE = T + "/state"
+STATE = umltest.T + "/state"
 FOREIGN = """table inet other {
 	set blocked {
 		type ipv4_addr
@@ -76,61 +64,9 @@ table ip vipd {
 }
 """
 
-T0 = time.monotonic()
-_n = _failed = 0
-
-
-def ok(cond, desc, detail=None):
-    global _n, _failed
-    _n += 1
-    print(f"{'ok' if cond else 'not ok'} {_n} - {desc}", flush=True)
-    if not cond:
-        _failed += 1
-        for line in str(detail or "").splitlines()[-30:]:
-            print(f"#   {line}", flush=True)
-    return cond
-
-
-def note(msg):
-    print(f"# [{time.monotonic() - T0:5.1f}s] {msg}", flush=True)
-
-
-def wait_for(pred, timeout, step=0.05):
-    end = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() > end:
-            return v
-        time.sleep(step)
-
-
-def run(*argv, stdin=None):
-    r = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=30)
-    return r.returncode, r.stdout + r.stderr
-
-
-# ---- namespaces: setns(2) on this thread, always back to ours
-
-libc = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWNET = 0x40000000
-HOME = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-_nsfd = {}
-
-
-def setns(fd):
-    if libc.setns(fd, CLONE_NEWNET):
-        e = ctypes.get_errno()
-        raise OSError(e, f"setns: {os.strerror(e)}")
-
-
-def sock_in(ns, family=socket.AF_INET, kind=socket.SOCK_STREAM):
-    if ns not in _nsfd:
-        _nsfd[ns] = os.open(f"/run/netns/{ns}", os.O_RDONLY)
-    setns(_nsfd[ns])
-    try:
-        return socket.socket(family, kind)
-    finally:
-        setns(HOME)
+api = umltest.api_at(API_PORT)
+client = Client(CLI)
+tcp_open, tcp_many, udp_many = client.tcp_open, client.tcp_many, client.udp_many
 
 
 def topology():
@@ -155,166 +91,26 @@ link set eth0 up
 route add default via 10.0.1.1
 route add default via fd00:1::1
 """
-    out = []
     for name in BE:
         root += f"netns add {P}{name}\nlink add {P}{name} type veth peer name eth0 netns " \
                 f"{P}{name}\nlink set {P}{name} master {P}br up\n"
-    out.append(run("ip", "-b", "-", stdin=root))
-    out.append(run("ip", "-n", CLI, "-b", "-", stdin=cli))
+    batches = {None: root, CLI: cli}
     for name, (ip, ip6) in BE.items():
-        out.append(run("ip", "-n", P + name, "-b", "-", stdin=f"""link set lo up
+        batches[P + name] = f"""link set lo up
 addr add {ip}/24 dev eth0
 addr add {ip6}/64 dev eth0 nodad
 link set eth0 up
 route add 10.0.1.128/25 via {DIRECTOR}
-"""))
-    return all(rc == 0 for rc, _ in out), "\n".join(o for _, o in out)
+"""
+    return ip_batches(batches)
 
 
 def cleanup_topology():
-    run("ip", "-force", "-b", "-", stdin=f"""netns del {CLI}
-netns del {P}be1
-netns del {P}be2
-link del {P}br
-link del {P}cli
-addr del {VIP}/32 dev lo
-addr del {NAT_VIP}/32 dev lo
-addr del {VIP6}/128 dev lo
-""")
+    remove_topology([CLI, P + "be1", P + "be2"], [P + "br", P + "cli"],
+                    [f"{VIP}/32", f"{NAT_VIP}/32", f"{VIP6}/128"])
 
 
-# ---- backend servers: forked children in their namespace, stopped by PID
-
-def serve(name):
-    """TCP (v4 and v6): greets "NAME PEER\\n", then echoes "NAME LINE"; UDP: "NAME PEER DATA"."""
-    sel = selectors.DefaultSelector()
-    for fam, addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
-        ls = socket.socket(fam)
-        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if fam == socket.AF_INET6:
-            ls.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        ls.bind((addr, BE_TCP))
-        ls.listen(256)
-        sel.register(ls, selectors.EVENT_READ, "accept")
-    us = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    us.bind(("0.0.0.0", BE_UDP))
-    sel.register(us, selectors.EVENT_READ, "udp")
-    yield
-    while True:
-        for key, _ in sel.select():
-            s = key.fileobj
-            try:
-                if key.data == "accept":
-                    c, peer = s.accept()
-                    c.settimeout(1)
-                    c.sendall(f"{name} {peer[0]}\n".encode())
-                    sel.register(c, selectors.EVENT_READ, "conn")
-                elif key.data == "udp":
-                    data, peer = s.recvfrom(2048)
-                    s.sendto(f"{name} {peer[0]} ".encode() + data, peer)
-                else:
-                    data = s.recv(4096)
-                    if not data:
-                        raise EOFError
-                    s.sendall(name.encode() + b" " + data)
-            except (OSError, EOFError):
-                if key.data == "conn":
-                    sel.unregister(s)
-                    s.close()
-
-
-def spawn_server(name):
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(r)
-            setns(os.open(f"/run/netns/{P}{name}", os.O_RDONLY))
-            srv = serve(name)
-            next(srv)
-            os.write(w, b"1")
-            os.close(w)
-            next(srv)
-        finally:
-            os._exit(1)
-    os.close(w)
-    ready = os.read(r, 1)
-    os.close(r)
-    return pid if ready == b"1" else None
-
-
-def stop_pid(pid, sig=signal.SIGKILL):
-    try:
-        os.kill(pid, sig)
-        os.waitpid(pid, 0)
-    except (ProcessLookupError, ChildProcessError):
-        pass
-
-
-# ---- the client
-
-def read_line(s):
-    buf = b""
-    while not buf.endswith(b"\n"):
-        d = s.recv(200)
-        if not d:
-            break
-        buf += d
-    return buf.decode().strip() or "ERR empty"
-
-
-def tcp_open(addr, port, src=None, timeout=2.0):
-    """A connected client socket (from src) and the greeting, or (None, "ERR ...")."""
-    fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
-    s = sock_in(CLI, fam)
-    s.settimeout(timeout)
-    try:
-        if src:
-            s.bind((src, 0))
-        s.connect((addr, port))
-        return s, read_line(s)
-    except OSError as e:
-        s.close()
-        return None, f"ERR {e}"
-
-
-def tcp_many(addr, port, n, src=None, timeout=2.0):
-    out = []
-    for _ in range(n):
-        s, line = tcp_open(addr, port, src, timeout)
-        if s:
-            s.close()
-        out.append(line)
-    return out
-
-
-def udp_many(addr, port, n, src, timeout=2.0):
-    out = []
-    for i in range(n):
-        s = sock_in(CLI, socket.AF_INET, socket.SOCK_DGRAM)
-        s.settimeout(timeout)
-        try:
-            s.bind((src, 0))
-            s.sendto(f"dgram{i}".encode(), (addr, port))
-            out.append(s.recv(2048).decode().strip())
-        except OSError as e:
-            out.append(f"ERR {e}")
-        finally:
-            s.close()
-    return out
-
-
-def talk(s, msg):
-    try:
-        s.sendall(msg.encode() + b"\n")
-        return read_line(s)
-    except OSError as e:
-        return f"ERR {e}"
-
-
-def count(lines, name):
-    return sum(1 for a in lines if a.split(" ")[0] == name)
-
+# ---- the answers
 
 def all_from(lines, peer):
     """Every answer came from a backend that saw peer as the source."""
@@ -344,39 +140,12 @@ def foreign():
     return nft_text("inet", "other") + nft_text("ip", "vipd")
 
 
-def ipvsadm_rules():
-    rc, out = run("ipvsadm", "-Sn")
-    return sorted(l for l in out.splitlines() if l.strip()) if rc == 0 else ["ERR " + out]
-
-
 # ---- vipd
 
-class Vipd:
+class Vipd(UmlVipd):
     def __init__(self, tag, extra=()):
-        self.log_path = f"{T}/vipd-{tag}.log"
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [VIPD, "--foreground", "--dataplane", "ipvs", "--state-dir", STATE,
-             "--api-listen", f"127.0.0.1:{API_PORT}", "--log-level", "debug", *extra],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
-        VIPDS.append(self)
-
-    def healthy(self, timeout=15):
-        def up():
-            if self.proc.poll() is not None:
-                return "exited"
-            try:
-                return api("GET", "/healthz")[0] == 200
-            except OSError:
-                return False
-        return wait_for(up, timeout) is True
-
-    def text(self):
-        with open(self.log_path, errors="replace") as f:
-            return f.read()
-
-    def tail(self, n=25):
-        return "\n".join(self.text().splitlines()[-n:])
+        super().__init__(tag, API_PORT, ["--dataplane", "ipvs", "--state-dir", STATE,
+                                         "--log-level", "debug", *extra])
 
     def syncs(self):
         """(messages, nft_calls) of each 'IPVS synced' line."""
@@ -386,25 +155,6 @@ class Vipd:
                 out.append((int(l.split("messages=")[1].split()[0]),
                             int(l.split("nft_calls=")[1].split()[0])))
         return out
-
-    def stop(self, sig=signal.SIGTERM, timeout=15):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return None
-
-
-VIPDS = []
-SERVERS = {}
-
-
-def api(method, path, body=None):
-    return api_request(http.client.HTTPConnection("127.0.0.1", API_PORT, timeout=5), method,
-                       path, body, {"Content-Type": "application/json"} if body is not None else {})
 
 
 def ipvs_has(*svcs):
@@ -434,9 +184,8 @@ def main():
               "vipd loaded (boot tests/uml/build-kernel's kernel: uml-run --kernel)", out):
         return
     before = foreign()
-    for name in BE:
-        SERVERS[name] = spawn_server(name)
-    if not ok(all(SERVERS.values()), "backend servers listening (TCP 8080 v4+v6, UDP 5353)"):
+    if not ok(all([spawn_server(name, P + name, BE_TCP, BE_UDP, six=True) for name in BE]),
+              "backend servers listening (TCP 8080 v4+v6, UDP 5353)"):
         return
 
     # 1. no fullnat: no table
@@ -622,36 +371,10 @@ def main():
 
 
 def cleanup():
-    for v in VIPDS:
-        if v.proc.poll() is None:
-            v.proc.kill()
-            v.proc.wait()
-    for pid in SERVERS.values():
-        if pid:
-            stop_pid(pid)
-    run("ipvsadm", "-C")
     run("nft", "-f", "-", stdin="table inet vipd {}\ndelete table inet vipd\n"
         "table inet other {}\ndelete table inet other\ntable ip vipd {}\ndelete table ip vipd\n")
     cleanup_topology()
-    if os.environ.get("VIPD_UML_LOGS"):
-        for f in os.listdir(T):
-            if f.endswith(".log"):
-                shutil.copy(os.path.join(T, f), os.environ["VIPD_UML_LOGS"])
-    shutil.rmtree(T, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    if not os.access(VIPD, os.X_OK):
-        ok(False, f"vipd built ({VIPD})")
-        print(f"1..{_n}")
-        sys.exit(1)
-    try:
-        main()
-    except Exception as e:
-        import traceback
-        ok(False, f"test ran to the end ({type(e).__name__}: {e})", traceback.format_exc())
-    finally:
-        cleanup()
-    note("done")
-    print(f"1..{_n}", flush=True)
-    sys.exit(1 if _failed else 0)
+    umltest.main(main, cleanup)

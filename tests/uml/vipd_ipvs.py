@@ -31,95 +31,28 @@ their namespace), the API is spoken over http.client. Processes: ip, ipvsadm, vi
              be1 eth0 10.0.2.11   be2 eth0 10.0.2.12   (10.0.0.20 on lo; route
                                                         10.0.1.0/24 via 10.0.2.1)
 """
-import ctypes
-import http.client
 import json
-import os
-import selectors
-import shutil
 import signal
 import socket
-import subprocess
-import sys
-import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from vipdtest import api_request, stop_process  # noqa: E402
+from umltest import (VIPCTL, Client, Vipd as UmlVipd, count, ip_batches, ipvsadm_rules,
+                     note, ok, remove_topology, run, spawn_server, stop_server, talk, wait_for)
+import umltest
 
 P = "uvi-"
 CLI, BE = P + "cli", {"be1": "10.0.2.11", "be2": "10.0.2.12"}
 VIP, DR_VIP = "10.0.0.10", "10.0.0.20"
 TCP_PORT, UDP_PORT, BE_TCP, BE_UDP = 80, 53, 8080, 5353
 API_PORT = 10071
-BUILDDIR = os.environ.get("BUILDDIR", os.path.join(os.path.dirname(__file__), "../../build/plain"))
-VIPD = os.environ.get("VIPD", os.path.join(BUILDDIR, "vipd"))
-VIPCTL = os.path.join(BUILDDIR, "vipctl")
 API = f"http://127.0.0.1:{API_PORT}"
-T = tempfile.mkdtemp(prefix="vipd-ipvs-")
-STATE = T + "/state"
+STATE = umltest.T + "/state"
 FOREIGN = ["-A -t 10.9.9.9:80 -s rr",
            "-a -t 10.9.9.9:80 -r 10.0.2.11:8080 -m -w 3",
            "-A -t 10.0.0.10:81 -s lc"]    # another port of vipd's VIP
-
-T0 = time.monotonic()
-_n = _failed = 0
-
-
-def ok(cond, desc, detail=None):
-    global _n, _failed
-    _n += 1
-    print(f"{'ok' if cond else 'not ok'} {_n} - {desc}", flush=True)
-    if not cond:
-        _failed += 1
-        for line in str(detail or "").splitlines()[-30:]:
-            print(f"#   {line}", flush=True)
-    return cond
-
-
-def note(msg):
-    print(f"# [{time.monotonic() - T0:5.1f}s] {msg}", flush=True)
-
-
-def wait_for(pred, timeout, step=0.05):
-    """pred() until truthy or timeout (s): its last value."""
-    end = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() > end:
-            return v
-        time.sleep(step)
-
-
-# ---- namespaces: setns(2) on this thread, always back to ours
-
-libc = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWNET = 0x40000000
-HOME = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-_nsfd = {}
-
-
-def setns(fd):
-    if libc.setns(fd, CLONE_NEWNET):
-        e = ctypes.get_errno()
-        raise OSError(e, f"setns: {os.strerror(e)}")
-
-
-def sock_in(ns, kind=socket.SOCK_STREAM):
-    """A socket of namespace ns."""
-    if ns not in _nsfd:
-        _nsfd[ns] = os.open(f"/run/netns/{ns}", os.O_RDONLY)
-    setns(_nsfd[ns])
-    try:
-        return socket.socket(socket.AF_INET, kind)
-    finally:
-        setns(HOME)
-
-
-def run(*argv, stdin=None):
-    """(rc, stdout+stderr) of one command."""
-    r = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=30)
-    return r.returncode, r.stdout + r.stderr
+api = umltest.api_at(API_PORT)
+client = Client(CLI)
+tcp_open, tcp_many, udp_many = client.tcp_open, client.tcp_many, client.udp_many
 
 
 # ---- topology
@@ -151,167 +84,31 @@ addr add 10.0.2.2/24 dev eth1
 link set eth1 up
 route add {DR_VIP} via 10.0.2.1 dev eth1
 """
-    out = [run("ip", "-b", "-", stdin=root), run("ip", "-n", CLI, "-b", "-", stdin=cli)]
+    batches = {None: root, CLI: cli}
     for name, ip in BE.items():
-        out.append(run("ip", "-n", P + name, "-b", "-", stdin=f"""link set lo up
+        batches[P + name] = f"""link set lo up
 addr add {ip}/24 dev eth0
 link set eth0 up
 route add 10.0.1.0/24 via 10.0.2.1
 addr add {DR_VIP}/32 dev lo
-"""))
-    return all(rc == 0 for rc, _ in out), "\n".join(o for _, o in out)
+"""
+    return ip_batches(batches)
 
 
 def cleanup_topology():
-    run("ip", "-force", "-b", "-", stdin=f"""netns del {CLI}
-netns del {P}be1
-netns del {P}be2
-link del {P}br
-link del {P}cli
-addr del {VIP}/32 dev lo
-addr del {DR_VIP}/32 dev lo
-""")
+    remove_topology([CLI, P + "be1", P + "be2"], [P + "br", P + "cli"],
+                    [f"{VIP}/32", f"{DR_VIP}/32"])
 
 
-# ---- backend servers: forked children in their namespace, stopped by PID
-
-def serve(name):
-    """TCP: greets "NAME PEER\\n", then echoes "NAME LINE"; UDP: answers "NAME PEER DATA"."""
-    for f, v in (("all/arp_ignore", "1"), ("all/arp_announce", "2")):
-        with open("/proc/sys/net/ipv4/conf/" + f, "w") as s:
-            s.write(v)
-    sel = selectors.DefaultSelector()
-    ls = socket.socket()
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(("0.0.0.0", BE_TCP))
-    ls.listen(256)
-    us = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    us.bind(("0.0.0.0", BE_UDP))
-    sel.register(ls, selectors.EVENT_READ, "accept")
-    sel.register(us, selectors.EVENT_READ, "udp")
-    yield
-    while True:
-        for key, _ in sel.select():
-            s = key.fileobj
-            try:
-                if key.data == "accept":
-                    c, peer = s.accept()
-                    c.settimeout(1)
-                    c.sendall(f"{name} {peer[0]}\n".encode())
-                    sel.register(c, selectors.EVENT_READ, "conn")
-                elif key.data == "udp":
-                    data, peer = s.recvfrom(2048)
-                    s.sendto(f"{name} {peer[0]} ".encode() + data, peer)
-                else:
-                    data = s.recv(4096)
-                    if not data:
-                        raise EOFError
-                    s.sendall(name.encode() + b" " + data)
-            except (OSError, EOFError):
-                if key.data == "conn":
-                    sel.unregister(s)
-                    s.close()
-
-
-def spawn_server(name):
-    """PID of a server for backend name, listening when this returns (or None)."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(r)
-            setns(os.open(f"/run/netns/{P}{name}", os.O_RDONLY))
-            srv = serve(name)
-            next(srv)
-            os.write(w, b"1")
-            os.close(w)
-            next(srv)
-        finally:
-            os._exit(1)
-    os.close(w)
-    ready = os.read(r, 1)
-    os.close(r)
-    return pid if ready == b"1" else None
-
-
-def stop_pid(pid, sig=signal.SIGKILL):
-    try:
-        os.kill(pid, sig)
-        os.waitpid(pid, 0)
-    except (ProcessLookupError, ChildProcessError):
-        pass
-
-
-# ---- the client
-
-def read_line(s):
-    buf = b""
-    while not buf.endswith(b"\n"):
-        d = s.recv(200)
-        if not d:
-            break
-        buf += d
-    return buf.decode().strip() or "ERR empty"
-
-
-def tcp_open(addr, port, timeout=2.0):
-    """A connected socket of the client namespace and the greeting, or (None, "ERR ...")."""
-    s = sock_in(CLI)
-    s.settimeout(timeout)
-    try:
-        s.connect((addr, port))
-        return s, read_line(s)
-    except OSError as e:
-        s.close()
-        return None, f"ERR {e}"
-
-
-def tcp_many(addr, port, n, timeout=2.0):
-    """Greetings of n connections, one after the other."""
-    out = []
-    for _ in range(n):
-        s, line = tcp_open(addr, port, timeout)
-        if s:
-            s.close()
-        out.append(line)
-    return out
-
-
-def udp_many(addr, port, n, timeout=2.0):
-    out = []
-    for i in range(n):
-        s = sock_in(CLI, socket.SOCK_DGRAM)   # a new source port each: rr picks again
-        s.settimeout(timeout)
-        try:
-            s.sendto(f"dgram{i}".encode(), (addr, port))
-            out.append(s.recv(2048).decode().strip())
-        except OSError as e:
-            out.append(f"ERR {e}")
-        finally:
-            s.close()
-    return out
-
-
-def talk(s, msg):
-    """Sends msg on a held connection: the echo, or ERR."""
-    try:
-        s.sendall(msg.encode() + b"\n")
-        return read_line(s)
-    except OSError as e:
-        return f"ERR {e}"
-
-
-def count(lines, name):
-    return sum(1 for a in lines if a.split(" ")[0] == name)
+def start_server(name):
+    """Backend name's server (umltest.serve: TCP 8080, UDP 5353), in a namespace answering ARP
+    only for its eth0's own addresses (dsr: the VIP on lo stays quiet)."""
+    return spawn_server(name, P + name, BE_TCP, BE_UDP,
+                        sysctls=(("ipv4/conf/all/arp_ignore", "1"),
+                                 ("ipv4/conf/all/arp_announce", "2")))
 
 
 # ---- IPVS readers
-
-def ipvsadm_rules():
-    """ipvsadm -Sn as a sorted list of rules."""
-    rc, out = run("ipvsadm", "-Sn")
-    return sorted(l for l in out.splitlines() if l.strip()) if rc == 0 else ["ERR " + out]
-
 
 def _addr(hexap):
     a, p = hexap.split(":")
@@ -340,49 +137,16 @@ def weight(svc, dest):
 
 # ---- vipd
 
-class Vipd:
+class Vipd(UmlVipd):
     def __init__(self, tag, extra=()):
-        self.log_path = f"{T}/vipd-{tag}.log"
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [VIPD, "--foreground", "--dataplane", "ipvs", "--state-dir", STATE,
-             "--api-listen", f"127.0.0.1:{API_PORT}", "--ipam-range", "10.0.0.0/24",
-             "--log-level", "debug", *extra],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
-        VIPDS.append(self)
-
-    def healthy(self, timeout=15):
-        def up():
-            if self.proc.poll() is not None:
-                return "exited"
-            try:
-                return api("GET", "/healthz")[0] == 200
-            except OSError:
-                return False
-        return wait_for(up, timeout) is True
-
-    def text(self):
-        with open(self.log_path, errors="replace") as f:
-            return f.read()
-
-    def tail(self, n=25):
-        return "\n".join(self.text().splitlines()[-n:])
+        super().__init__(tag, API_PORT, ["--dataplane", "ipvs", "--state-dir", STATE,
+                                         "--ipam-range", "10.0.0.0/24", "--log-level", "debug",
+                                         *extra])
 
     def syncs(self):
         """messages= of each 'IPVS synced' line."""
         return [int(l.split("messages=")[1].split()[0]) for l in self.text().splitlines()
                 if 'msg="IPVS synced"' in l and "messages=" in l]
-
-    def stop(self, sig=signal.SIGTERM, timeout=15):
-        return stop_process(self.proc, sig, timeout)
-
-
-VIPDS = []
-
-
-def api(method, path, body=None):
-    return api_request(http.client.HTTPConnection("127.0.0.1", API_PORT, timeout=5), method,
-                       path, body, {"Content-Type": "application/json"} if body is not None else {})
 
 
 def backend(lb, ip):
@@ -427,18 +191,13 @@ def diff(want, have):
                      [f"extra:   {r}" for r in sorted(h - w)])
 
 
-SERVERS = {}     # backend name: PID of its server
-
-
 def main():
-    servers = SERVERS
     good, why = topology()
     if not ok(good, "topology: client ns, 2 backend ns on a bridge, VIPs on the director's lo",
               why):
         return
-    for name in BE:
-        servers[name] = spawn_server(name)
-    if not ok(all(servers.values()), "backend servers listening (TCP 8080, UDP 5353)"):
+    if not ok(all([start_server(name) for name in BE]),
+              "backend servers listening (TCP 8080, UDP 5353)"):
         return
     rc, out = run("ipvsadm", "-R", stdin="\n".join(FOREIGN) + "\n")
     ok(rc == 0 and ipvsadm_rules() == sorted(FOREIGN),
@@ -557,7 +316,7 @@ def main():
 
     # 4. kill be2's server
     t = time.monotonic()
-    stop_pid(servers.pop("be2"))
+    stop_server("be2")
     down = wait_for(lambda: backend(web, BE["be2"]).get("health") == "down" and
                     weight(TCP_SVC, B2) == 0, 8, 0.1)
     note(f"be2 down and weight 0 {time.monotonic() - t:.2f}s after its server was killed")
@@ -570,7 +329,7 @@ def main():
     got = tcp_many(VIP, TCP_PORT, 20)
     ok(count(got, "be1") == 20, f"4. 20 new connections all succeed on be1 (be1 "
        f"{count(got, 'be1')})", "\n".join(got))
-    servers["be2"] = spawn_server("be2")
+    start_server("be2")
     t = time.monotonic()
     back = wait_for(lambda: weight(TCP_SVC, B2) == 3 and weight(DR_SVC, B2) == 1, 8, 0.1)
     note(f"be2 back {time.monotonic() - t:.2f}s after its server restarted")
@@ -666,35 +425,5 @@ def main():
     ok(set(FOREIGN) <= set(rules), "6. the foreign services survive every vipd exit")
 
 
-def cleanup():
-    for v in VIPDS:
-        if v.proc.poll() is None:
-            v.proc.kill()
-            v.proc.wait()
-    for pid in SERVERS.values():
-        if pid:
-            stop_pid(pid)
-    run("ipvsadm", "-C")
-    cleanup_topology()
-    if os.environ.get("VIPD_UML_LOGS"):
-        for f in os.listdir(T):
-            if f.endswith(".log"):
-                shutil.copy(os.path.join(T, f), os.environ["VIPD_UML_LOGS"])
-    shutil.rmtree(T, ignore_errors=True)
-
-
 if __name__ == "__main__":
-    if not os.access(VIPD, os.X_OK):
-        ok(False, f"vipd built ({VIPD})")
-        print(f"1..{_n}")
-        sys.exit(1)
-    try:
-        main()
-    except Exception as e:      # a crash is a failure with its reason, and still cleans up
-        import traceback
-        ok(False, f"test ran to the end ({type(e).__name__}: {e})", traceback.format_exc())
-    finally:
-        cleanup()
-    note("done")
-    print(f"1..{_n}", flush=True)
-    sys.exit(1 if _failed else 0)
+    umltest.main(main, cleanup_topology)

@@ -21,45 +21,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "config.h"
 #include "dataplane/fullnat.h"
+#include "driver_util.h"
 #include "log.h"
 #include "model.h"
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static struct model *load(const char *path)
-{
-	struct config cfg = { 0 };
-	struct config_error errs = { 0 };
-	struct model *m;
-
-	if (config_load_file(path, &cfg, &errs)) {
-		for (size_t i = 0; i < errs.n; i++)
-			fprintf(stderr, "fullnat_driver: %s\n", errs.msgs[i]);
-		config_error_clear(&errs);
-		return NULL;
-	}
-	m = model_new();
-	for (size_t i = 0; m && i < cfg.n_lbs; i++) {
-		if (model_add(m, cfg.lbs[i])) {
-			model_free(m);
-			m = NULL;
-			break;
-		}
-		cfg.lbs[i] = NULL;
-	}
-	config_clear(&cfg);
-	return m;
-}
 
 static int gen_one(struct model *m, unsigned i, bool v6)
 {
@@ -168,7 +134,7 @@ int main(int argc, char **argv)
 		line[strcspn(line, "\n")] = 0;
 		if (sscanf(line, "load %4095s", arg) == 1) {
 			model_free(m);
-			m = load(arg);
+			m = driver_load("fullnat_driver", arg);
 			printf("load rc=%d lbs=%zu\n", m ? 0 : -EINVAL, m ? model_count(m) : 0);
 			if (!m) {
 				m = model_new();
@@ -184,11 +150,11 @@ int main(int argc, char **argv)
 			}
 		} else if (!strcmp(line, "sync")) {
 			size_t calls = fullnat_calls(f);
-			double t0 = now_ms();
+			double t0 = driver_now_ms();
 
 			err = sync_model(f, m);
 			printf("sync rc=%d calls=%zu services=%zu ms=%.1f\n", err,
-			       fullnat_calls(f) - calls, fullnat_services(f), now_ms() - t0);
+			       fullnat_calls(f) - calls, fullnat_services(f), driver_now_ms() - t0);
 			if (err)
 				rc = 1;
 		} else if (!strcmp(line, "quit")) {

@@ -22,45 +22,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "config.h"
 #include "dataplane/ipvs.h"
+#include "driver_util.h"
 #include "log.h"
 #include "model.h"
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static struct model *load(const char *path)
-{
-	struct config cfg = { 0 };
-	struct config_error errs = { 0 };
-	struct model *m;
-
-	if (config_load_file(path, &cfg, &errs)) {
-		for (size_t i = 0; i < errs.n; i++)
-			fprintf(stderr, "ipvs_driver: %s\n", errs.msgs[i]);
-		config_error_clear(&errs);
-		return NULL;
-	}
-	m = model_new();
-	for (size_t i = 0; m && i < cfg.n_lbs; i++) {
-		if (model_add(m, cfg.lbs[i])) {
-			model_free(m);
-			m = NULL;
-			break;
-		}
-		cfg.lbs[i] = NULL;
-	}
-	config_clear(&cfg);
-	return m;
-}
 
 static struct model *gen(unsigned n, unsigned per)
 {
@@ -197,7 +163,7 @@ int main(int argc, char **argv)
 
 		if (!strcmp(cmd, "load") && i + 1 < argc) {
 			model_free(m);
-			m = load(argv[++i]);
+			m = driver_load("ipvs_driver", argv[++i]);
 			if (!m) {
 				rc = 1;
 				break;
@@ -212,12 +178,12 @@ int main(int argc, char **argv)
 			}
 		} else if (!strcmp(cmd, "sync")) {
 			size_t msgs = ipvs_plane_messages(dp), dumps = ipvs_plane_dumps(dp);
-			double t0 = now_ms();
+			double t0 = driver_now_ms();
 
 			err = dp->ops->sync(dp, m);
 			printf("sync rc=%d messages=%zu dumps=%zu ms=%.1f services=%zu\n", err,
 			       ipvs_plane_messages(dp) - msgs, ipvs_plane_dumps(dp) - dumps,
-			       now_ms() - t0, model_count(m));
+			       driver_now_ms() - t0, model_count(m));
 			if (err)
 				rc = 1;
 		} else if (!strcmp(cmd, "weight") && i + 3 < argc) {
@@ -243,11 +209,11 @@ int main(int argc, char **argv)
 			stats(dp, m);
 		} else if (!strcmp(cmd, "cleanup")) {
 			size_t msgs = ipvs_plane_messages(dp);
-			double t0 = now_ms();
+			double t0 = driver_now_ms();
 
 			dp->ops->cleanup(dp);
 			printf("cleanup messages=%zu ms=%.1f\n", ipvs_plane_messages(dp) - msgs,
-			       now_ms() - t0);
+			       driver_now_ms() - t0);
 		} else {
 			usage();
 		}

@@ -469,6 +469,8 @@ static bool call_setup(struct http_call *call, const struct http_request *req)
 	if (req->method != HTTP_GET && req->method != HTTP_POST &&
 	    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method_names[req->method]) != CURLE_OK)
 		return false;
+	if (req->fresh_connection)
+		curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
 	if (has_body) {
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
 		if (curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, req->body ? req->body : "") != CURLE_OK)

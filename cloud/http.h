@@ -50,6 +50,12 @@ struct http_request {
 	size_t max_response;            /* body bytes; 0: HTTP_DEFAULT_MAX_RESPONSE */
 	const char *ca_file;            /* PEM trust anchors; NULL: the system's */
 	bool insecure;                  /* no certificate or host name check (tests) */
+	/*
+	 * Not on a kept connection. libcurl silently sends a request again when a reused
+	 * connection closes before any answer: harmless for a GET, a second action for a POST
+	 * the server did act on (a second reservation). On a fresh connection it does not.
+	 */
+	bool fresh_connection;
 };
 
 struct http_response {

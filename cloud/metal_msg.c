@@ -684,9 +684,10 @@ static bool ip_here(const struct metal_ip *ip, const char *metro, const char *fa
 {
 	if (ip->global || (!metro && !facility))
 		return true;
-	if (ip->metro[0])
-		return metro && strcasecmp(ip->metro, metro) == 0;
-	return ip->facility[0] && facility && strcasecmp(ip->facility, facility) == 0;
+	/* Metal names the metro of a facility's reservation too: the facility decides. */
+	if (ip->facility[0] && facility)
+		return strcasecmp(ip->facility, facility) == 0;
+	return ip->metro[0] && metro && strcasecmp(ip->metro, metro) == 0;
 }
 
 struct own_sort {

@@ -154,8 +154,9 @@ struct metal_owned {
 
 /*
  * Which of l's reservations vipd uses here, one per load balancer. Only reservations usable
- * in this location count: global ones, those of metro (when the reservation has a metro:
- * metro reservations serve the whole metro), or of facility (a reservation without a metro);
+ * in this location count: global ones; with a facility, those of that facility (Metal
+ * names their metro too); those of metro that name no facility (metro reservations serve
+ * the whole metro, so a caller with a facility passes its metro as well when it knows it);
  * a NULL metro and facility match everything. Of the CREATED reservations of one load
  * balancer, one whose id is in recorded (the ids vipd has on record) wins, else the earliest
  * created_at, then the lowest id. extra lists vipd's other reservations in this location: a

@@ -248,6 +248,22 @@ static void listen_key(struct cparse *c, const cJSON *v, const char *path, char 
 	set_str(c, dst, s);
 }
 
+static void url_key(struct cparse *c, const cJSON *v, const char *path, char **dst)
+{
+	const char *s = get_string(c, v, path);
+	char q[96];
+
+	if (!s)
+		return;
+	if ((strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0) ||
+	    strpbrk(s, " \t") || has_ctrl(s)) {
+		cerr(c, path, "expected an http:// or https:// URL, not \"%s\"",
+		     quoted(s, q, sizeof(q)));
+		return;
+	}
+	set_str(c, dst, s);
+}
+
 static void lb_errors(struct cparse *c, char *buf)
 {
 	char *line = buf, *nl;
@@ -424,6 +440,7 @@ enum {
 	CK_ARP, CK_BGP, CK_ADAPTER, CK_RANGES, CK_PROJECT, CK_FACILITY, CK_METRO, CK_API_LISTEN,
 	CK_TOKEN_FILE, CK_BIRD, CK_DATAPLANE, CK_STATE_DIR, CK_LOG_LEVEL, CK_FOREGROUND, CK_PIN_DIR, CK_BIRD_ROUTES, CK_ARP_REFRESH, CK_GRACEFUL,
 	CK_DRAIN_TIMEOUT, CK_CLEANUP,
+	CK_DEVICE, CK_METAL_TOKEN_FILE, CK_METAL_API_URL, CK_METAL_METADATA_URL, CK_KEEP_IPS,
 	CK_LBS,
 };
 
@@ -451,6 +468,11 @@ static const struct {
 	[CK_GRACEFUL] = { "graceful_shutdown", SET_GRACEFUL },
 	[CK_DRAIN_TIMEOUT] = { "drain_timeout", SET_DRAIN_TIMEOUT },
 	[CK_CLEANUP] = { "cleanup_on_exit", SET_CLEANUP },
+	[CK_DEVICE] = { "device", SET_DEVICE },
+	[CK_METAL_TOKEN_FILE] = { "token_file", SET_METAL_TOKEN_FILE },
+	[CK_METAL_API_URL] = { "metal_api_url", SET_METAL_API_URL },
+	[CK_METAL_METADATA_URL] = { "metal_metadata_url", SET_METAL_METADATA_URL },
+	[CK_KEEP_IPS] = { "keep_ips", SET_KEEP_IPS },
 	[CK_LBS] = { "loadbalancers", 0 },
 };
 
@@ -524,6 +546,20 @@ static void one_key(struct cparse *c, int k, const cJSON *v)
 		break;
 	case CK_CLEANUP:
 		bool_key(c, v, path, &s->cleanup_on_exit);
+		break;
+	case CK_KEEP_IPS:
+		bool_key(c, v, path, &s->keep_ips);
+		break;
+	case CK_DEVICE:
+		text_key(c, v, path, &s->device);
+		break;
+	case CK_METAL_TOKEN_FILE:
+		text_key(c, v, path, &s->metal_token_file);
+		break;
+	case CK_METAL_API_URL:
+	case CK_METAL_METADATA_URL:
+		url_key(c, v, path, k == CK_METAL_API_URL ? &s->metal_api_url
+							 : &s->metal_metadata_url);
 		break;
 	case CK_DATAPLANE:
 		str = get_string(c, v, path);

@@ -15,6 +15,8 @@ enum {
 	OPT_GRACEFUL,
 	OPT_DRAIN_TIMEOUT,
 	OPT_KEEP_ON_EXIT,
+	OPT_DEVICE, OPT_TOKEN_FILE, OPT_METAL_API_URL, OPT_METAL_METADATA_URL, OPT_KEEP_IPS,
+	OPT_TOKEN,
 };
 
 static const struct option long_opts[] = {
@@ -26,6 +28,13 @@ static const struct option long_opts[] = {
 	{ "project", required_argument, NULL, OPT_PROJECT },
 	{ "facility", required_argument, NULL, OPT_FACILITY },
 	{ "metro", required_argument, NULL, OPT_METRO },
+	{ "device", required_argument, NULL, OPT_DEVICE },
+	{ "token-file", required_argument, NULL, OPT_TOKEN_FILE },
+	/* Spelt out so that it is refused, not taken as an abbreviation of --token-file. */
+	{ "token", required_argument, NULL, OPT_TOKEN },
+	{ "metal-api-url", required_argument, NULL, OPT_METAL_API_URL },
+	{ "metal-metadata-url", required_argument, NULL, OPT_METAL_METADATA_URL },
+	{ "keep-ips", no_argument, NULL, OPT_KEEP_IPS },
 	{ "api-listen", required_argument, NULL, OPT_API_LISTEN },
 	{ "api-token-file", required_argument, NULL, OPT_API_TOKEN_FILE },
 	{ "bird-socket", required_argument, NULL, OPT_BIRD_SOCKET },
@@ -67,9 +76,19 @@ static const char usage[] =
 	"Addresses:\n"
 	"      --ipam-range RANGE      local VIP range: A-B, CIDR or one address; IPv4 or IPv6;\n"
 	"                              repeatable (slb's --ipamRange is accepted too)\n"
-	"      --project ID            Equinix Metal project for elastic IPs\n"
+	"      --project ID            Equinix Metal project for elastic IPs (needs --bgp and one\n"
+	"                              of --metro, --facility; excludes --ipam-range)\n"
 	"      --metro CODE            Equinix Metal metro for elastic IPs\n"
 	"      --facility CODE         Equinix Metal facility (deprecated by Metal; use --metro)\n"
+	"      --device ID             this host's Metal device (default: the metadata service,\n"
+	"                              then the project's device named like this host)\n"
+	"      --token-file FILE       read the Metal API token from FILE (default: the\n"
+	"                              environment variable METAL_AUTH_TOKEN)\n"
+	"      --metal-api-url URL     Metal API base (default " VIPD_DEFAULT_METAL_API_URL ")\n"
+	"      --metal-metadata-url URL\n"
+	"                              Metal metadata document\n"
+	"                              (default " VIPD_DEFAULT_METAL_METADATA_URL ")\n"
+	"      --keep-ips              keep a deleted load balancer's elastic IP reserved\n"
 	"\n"
 	"Forwarding:\n"
 	"      --dataplane KIND        auto, xdp, ipvs or none (default auto)\n"
@@ -95,7 +114,7 @@ static const char usage[] =
 	"  -h, --help                  print this help and exit\n"
 	"\n"
 	"Command-line flags override the config file. The Equinix Metal token comes from\n"
-	"the environment (METAL_AUTH_TOKEN), never from the command line.\n"
+	"the environment (METAL_AUTH_TOKEN) or --token-file, never from the command line.\n"
 	"See vipd(8), vipctl(8) and vipd.json(5).\n";
 
 const char *options_usage(void)
@@ -173,6 +192,33 @@ static int parse_one(struct options *o, int c, const char *arg, char *err, size_
 	case OPT_METRO:
 		s->set |= SET_METRO;
 		return set_str(&s->metro, arg);
+	case OPT_DEVICE:
+		s->set |= SET_DEVICE;
+		return set_str(&s->device, arg);
+	case OPT_TOKEN_FILE:
+		s->set |= SET_METAL_TOKEN_FILE;
+		return set_str(&s->metal_token_file, arg);
+	case OPT_TOKEN:
+		snprintf(err, errlen, "--token: secrets are never taken from the command line; put "
+			 "the Equinix Metal token in METAL_AUTH_TOKEN or a file named by --token-file");
+		return -EINVAL;
+	case OPT_METAL_API_URL:
+	case OPT_METAL_METADATA_URL:
+		if (strncmp(arg, "http://", 7) != 0 && strncmp(arg, "https://", 8) != 0) {
+			snprintf(err, errlen, "--%s: expected an http:// or https:// URL, got \"%s\"",
+				 c == OPT_METAL_API_URL ? "metal-api-url" : "metal-metadata-url", arg);
+			return -EINVAL;
+		}
+		if (c == OPT_METAL_API_URL) {
+			s->set |= SET_METAL_API_URL;
+			return set_str(&s->metal_api_url, arg);
+		}
+		s->set |= SET_METAL_METADATA_URL;
+		return set_str(&s->metal_metadata_url, arg);
+	case OPT_KEEP_IPS:
+		s->keep_ips = true;
+		s->set |= SET_KEEP_IPS;
+		return 0;
 	case OPT_API_LISTEN: {
 		char host[256];
 		uint16_t port;

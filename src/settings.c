@@ -24,6 +24,8 @@ void settings_init(struct settings *s)
 	s->bird_socket = strdup(VIPD_DEFAULT_BIRD_SOCKET);
 	s->bpf_pin_dir = strdup(VIPD_DEFAULT_BPF_PIN_DIR);
 	s->bird_routes = strdup(VIPD_DEFAULT_BIRD_ROUTES);
+	s->metal_api_url = strdup(VIPD_DEFAULT_METAL_API_URL);
+	s->metal_metadata_url = strdup(VIPD_DEFAULT_METAL_METADATA_URL);
 	s->arp_refresh_ms = VIPD_DEFAULT_ARP_REFRESH_MS;
 	s->drain_timeout_ms = VIPD_DEFAULT_DRAIN_TIMEOUT_MS;
 	s->cleanup_on_exit = true;
@@ -45,6 +47,10 @@ void settings_clear(struct settings *s)
 	free(s->project);
 	free(s->facility);
 	free(s->metro);
+	free(s->device);
+	free(s->metal_token_file);
+	free(s->metal_api_url);
+	free(s->metal_metadata_url);
 	free(s->api_listen);
 	free(s->api_token_file);
 	free(s->bird_socket);
@@ -101,6 +107,10 @@ int settings_overlay(struct settings *dst, const struct settings *src)
 		{ SET_PROJECT, offsetof(struct settings, project) },
 		{ SET_FACILITY, offsetof(struct settings, facility) },
 		{ SET_METRO, offsetof(struct settings, metro) },
+		{ SET_DEVICE, offsetof(struct settings, device) },
+		{ SET_METAL_TOKEN_FILE, offsetof(struct settings, metal_token_file) },
+		{ SET_METAL_API_URL, offsetof(struct settings, metal_api_url) },
+		{ SET_METAL_METADATA_URL, offsetof(struct settings, metal_metadata_url) },
 		{ SET_API_LISTEN, offsetof(struct settings, api_listen) },
 		{ SET_API_TOKEN_FILE, offsetof(struct settings, api_token_file) },
 		{ SET_BIRD_SOCKET, offsetof(struct settings, bird_socket) },
@@ -141,8 +151,11 @@ int settings_overlay(struct settings *dst, const struct settings *src)
 		dst->drain_timeout_ms = src->drain_timeout_ms;
 	if (set & SET_CLEANUP)
 		dst->cleanup_on_exit = src->cleanup_on_exit;
+	if (set & SET_KEEP_IPS)
+		dst->keep_ips = src->keep_ips;
 	dst->set |= set & (SET_ARP | SET_BGP | SET_DATAPLANE | SET_LOG_LEVEL | SET_FOREGROUND |
-			   SET_ARP_REFRESH | SET_GRACEFUL | SET_DRAIN_TIMEOUT | SET_CLEANUP);
+			   SET_ARP_REFRESH | SET_GRACEFUL | SET_DRAIN_TIMEOUT | SET_CLEANUP |
+			   SET_KEEP_IPS);
 	return 0;
 }
 

@@ -21,6 +21,8 @@ enum dataplane_kind { DATAPLANE_AUTO, DATAPLANE_XDP, DATAPLANE_IPVS, DATAPLANE_N
 #define VIPD_DEFAULT_BIRD_ROUTES "/run/vipd"
 #define VIPD_DEFAULT_ARP_REFRESH_MS 3000
 #define VIPD_DEFAULT_DRAIN_TIMEOUT_MS 300000
+#define VIPD_DEFAULT_METAL_API_URL "https://api.equinix.com/metal/v1"
+#define VIPD_DEFAULT_METAL_METADATA_URL "https://metadata.platformequinix.com/metadata"
 
 enum settings_field {
 	SET_ARP = 1u << 0,
@@ -43,6 +45,11 @@ enum settings_field {
 	SET_GRACEFUL = 1u << 17,
 	SET_DRAIN_TIMEOUT = 1u << 18,
 	SET_CLEANUP = 1u << 19,
+	SET_DEVICE = 1u << 20,
+	SET_METAL_TOKEN_FILE = 1u << 21,
+	SET_METAL_API_URL = 1u << 22,
+	SET_METAL_METADATA_URL = 1u << 23,
+	SET_KEEP_IPS = 1u << 24,
 };
 
 struct settings {
@@ -55,6 +62,11 @@ struct settings {
 	char *project;
 	char *facility;
 	char *metro;
+	char *device;             /* Equinix Metal device id; NULL: metadata, then hostname */
+	char *metal_token_file;   /* the Metal token; NULL: METAL_AUTH_TOKEN */
+	char *metal_api_url;
+	char *metal_metadata_url;
+	bool keep_ips;            /* Metal: a deleted load balancer's address stays reserved */
 	char *api_listen;     /* "host:port", "[v6]:port" */
 	char *api_token_file; /* bearer token for the API; NULL: no auth */
 	char *bird_socket;

@@ -18,6 +18,7 @@
 #include "announce/bird.h"
 #include "api/api.h"
 #include "cloud/ipam.h"
+#include "cloud/metal.h"
 #include "config.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/ipvs.h"
@@ -54,6 +55,7 @@ struct daemon {
 	struct api_ctx api;
 	struct api_server *api_srv;
 	ev_signal sigterm, sigint, sighup;
+	int exit_code; /* what main returns once the loop stops */
 };
 
 static void print_config_errors(const char *path, const struct config_error *errs)
@@ -94,9 +96,23 @@ static int validate_settings(const struct settings *s, struct ipam_range **range
 		fprintf(stderr, "vipd: --arp needs --adapter IFACE\n");
 		bad++;
 	}
-	if (s->project || s->facility || s->metro) {
-		fprintf(stderr, "vipd: --project/--facility/--metro: Equinix Metal elastic IPs are not "
-				"available yet\n");
+	if (s->project && !s->bgp) {
+		fprintf(stderr, "vipd: --project needs --bgp: Equinix Metal elastic IPs are announced "
+				"through BIRD\n");
+		bad++;
+	}
+	if (s->project && !!s->metro == !!s->facility) {
+		fprintf(stderr, "vipd: --project needs exactly one of --metro (preferred) and "
+				"--facility\n");
+		bad++;
+	}
+	if (s->project && s->n_ipam_ranges) {
+		fprintf(stderr, "vipd: --ipam-range and --project exclude each other: VIPs come from "
+				"local ranges or from Equinix Metal elastic IPs\n");
+		bad++;
+	}
+	if (!s->project && (s->metro || s->facility || s->device)) {
+		fprintf(stderr, "vipd: --metro, --facility and --device need --project\n");
 		bad++;
 	}
 	if (s->dataplane == DATAPLANE_XDP && !s->adapter) {
@@ -154,6 +170,92 @@ static int read_token(const char *path, char **out)
 	}
 	*out = strdup(buf);
 	return *out ? 0 : -ENOMEM;
+}
+
+/* The Equinix Metal token: --token-file, else METAL_AUTH_TOKEN; never argv. */
+static int metal_token(const struct settings *s, char **out)
+{
+	const char *env = getenv(METAL_TOKEN_ENV);
+
+	*out = NULL;
+	if (s->metal_token_file)
+		return read_token(s->metal_token_file, out);
+	if (env && env[0]) {
+		*out = strdup(env);
+		return *out ? 0 : -ENOMEM;
+	}
+	log_error("msg=\"--project needs the Equinix Metal API token: set the environment variable "
+		  METAL_TOKEN_ENV " or give --token-file FILE\"");
+	return -ENOKEY;
+}
+
+static void on_metal_result(void *arg, const char *owner, int err, const struct ip_addr *addr)
+{
+	struct daemon *d = arg;
+
+	store_vip_result(&d->store, owner, err, addr);
+}
+
+/* Metal's BGP neighbours are in the peer file: BIRD reads its configuration again. */
+static void on_metal_peers(void *arg)
+{
+	struct daemon *d = arg;
+
+	if (d->an && d->settings.bgp)
+		bird_announcer_reconfigure(d->an);
+}
+
+static void on_metal_fatal(void *arg, int err)
+{
+	struct daemon *d = arg;
+
+	log_error("msg=\"stopping: Equinix Metal cannot be used as configured (see above)\" "
+		  "err=\"%s\"", strerror(-err));
+	d->exit_code = 1;
+	ev_break(d->loop, EVBREAK_ALL);
+}
+
+static int setup_metal(struct daemon *d)
+{
+	const struct settings *s = &d->settings;
+	char *token, *peers;
+	struct metal_options mo = {
+		.loop = d->loop,
+		.api_url = s->metal_api_url,
+		.metadata_url = s->metal_metadata_url,
+		.project = s->project,
+		.metro = s->metro,
+		.facility = s->metro ? NULL : s->facility,
+		.device = s->device,
+		.state_dir = s->state_dir,
+		.keep_ips = s->keep_ips,
+		.model = d->model,
+		.peers_changed = on_metal_peers,
+		.fatal = on_metal_fatal,
+		.cb_arg = d,
+	};
+	int r = metal_token(s, &token);
+
+	if (r)
+		return r;
+	if (asprintf(&peers, "%s/" METAL_PEERS_FILE, s->bird_routes) < 0) {
+		free(token);
+		return -ENOMEM;
+	}
+	if (s->facility)
+		log_warn("msg=\"--facility: Equinix Metal deprecated facilities in favour of metros; "
+			 "prefer --metro\" facility=%s", s->facility);
+	mo.token = token;
+	mo.peers_path = peers;
+	r = metal_new(&mo, &d->vips);
+	explicit_bzero(token, strlen(token));
+	free(token);
+	free(peers);
+	if (r)
+		return r;
+	d->vips->on_result = on_metal_result;
+	d->vips->on_result_arg = d;
+	return 0;
 }
 
 static void request_reconcile(void *arg)
@@ -540,7 +642,10 @@ static int run(struct daemon *d, struct config *cfg, struct ipam_range *ranges)
 	r = state_load(d->state, d->model);
 	if (r)
 		return 1;
-	if (d->settings.n_ipam_ranges) {
+	if (d->settings.project) {
+		if (setup_metal(d))
+			return 1;
+	} else if (d->settings.n_ipam_ranges) {
 		d->vips = ipam_new(ranges, d->settings.n_ipam_ranges);
 		if (!d->vips)
 			return 1;
@@ -606,7 +711,7 @@ static int run(struct daemon *d, struct config *cfg, struct ipam_range *ranges)
 	if (state_compact(d->state, d->model))
 		log_warn("msg=\"could not compact the state on exit; the journal keeps everything\"");
 	log_info("msg=\"stopped\"");
-	return 0;
+	return d->exit_code;
 }
 
 int main(int argc, char **argv)

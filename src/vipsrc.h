@@ -41,6 +41,9 @@ struct vip_source_ops {
 	void (*cancel)(struct vip_source *src, const char *owner);
 	/* Addresses in use and the total the source can hand out (UINT64_MAX for "very many"). */
 	void (*usage)(const struct vip_source *src, uint64_t *used, uint64_t *total);
+	/* Why owner's allocation is still in progress, in words for the API, or NULL. NULL
+	 * for sources that answer at once. */
+	const char *(*pending_reason)(const struct vip_source *src, const char *owner);
 	void (*free)(struct vip_source *src);
 };
 

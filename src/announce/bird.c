@@ -786,6 +786,15 @@ static const struct announcer_ops bird_ops = {
 	.free = bird_free,
 };
 
+void bird_announcer_reconfigure(struct announcer *an)
+{
+	struct bird_an *b = (struct bird_an *)an;
+
+	b->pending = true;
+	if (!ev_is_active(&b->kick))
+		ev_timer_start(b->loop, &b->kick);
+}
+
 void bird_announcer_stats(const struct announcer *an, struct bird_stats *out)
 {
 	const struct bird_an *b = (const struct bird_an *)an;

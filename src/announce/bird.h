@@ -53,6 +53,13 @@ struct bird_options {
 int bird_announcer_new(struct ev_loop *loop, const struct bird_options *o,
 		       struct announcer **out);
 
+/*
+ * Has BIRD read its configuration again although the route files did not change (a file it
+ * includes beside them, like the Equinix Metal peer file, did): one more configure, folded
+ * with any sync of the same loop pass. an must come from bird_announcer_new.
+ */
+void bird_announcer_reconfigure(struct announcer *an);
+
 /* Counters for tests and metrics. */
 struct bird_stats {
 	unsigned long connects;		/* sessions that got BIRD's greeting */

@@ -178,6 +178,14 @@ static cJSON *lb_view(struct api_ctx *ctx, const struct lb *lb)
 		     model_vip_serving(ctx->store->model, &lb->vip));
 	cJSON_AddNumberToObject(j, "healthy_backends", (double)lb_usable_backends(lb));
 	cJSON_AddBoolToObject(j, "announced", announced);
+	if (lb->status == LB_STATUS_PENDING) {
+		const struct vip_source *src = ctx->store->vips;
+		const char *why = src && src->ops->pending_reason
+					  ? src->ops->pending_reason(src, lb->uuid) : NULL;
+
+		if (why)
+			cJSON_AddStringToObject(j, "pending_reason", why);
+	}
 	if (dp && dp->ops->lb_stats && dp->ops->lb_stats(dp, lb, &st) == 0)
 		add_stats(j, &st);
 	arr = cJSON_GetObjectItemCaseSensitive(j, "backends");

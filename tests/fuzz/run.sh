@@ -11,7 +11,7 @@ CFLAGS="-g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer-no-link,address,undefi
 -fno-sanitize-recover=undefined -Isrc -I."
 # The parsers and the API logic; no sockets, no loop.
 SRCS="src/addr.c src/log.c src/util.c src/model.c src/settings.c src/lb_json.c src/config.c src/state.c
-src/store.c cloud/ipam.c cloud/metal_msg.c src/api/handlers.c src/nlattr.c src/dataplane/route.c src/dataplane/ipvs_msg.c src/announce/addrs.c src/announce/bird_reply.c src/health/http_parse.c
+src/store.c cloud/ipam.c cloud/metal_msg.c cloud/metal_state.c src/api/handlers.c src/nlattr.c src/dataplane/route.c src/dataplane/ipvs_msg.c src/announce/addrs.c src/announce/bird_reply.c src/health/http_parse.c
 src/health/health.c src/health/probe_tcp.c src/health/probe_http.c src/health/probe_udp.c"
 objs=()
 for s in $SRCS; do

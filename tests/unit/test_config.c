@@ -157,6 +157,27 @@ static void test_defaults_when_absent(void **st)
 	assert_int_equal(cfg.settings.set, SET_IPAM_RANGES);
 }
 
+static void test_metal_keys(void **st)
+{
+	(void)st;
+	assert_int_equal(parse("{\"project\": \"p\", \"metro\": \"ny\", \"device\": \"d-1\", "
+			       "\"token_file\": \"/etc/vipd/metal-token\", "
+			       "\"metal_api_url\": \"http://127.0.0.1:8080/metal/v1\", "
+			       "\"metal_metadata_url\": \"http://127.0.0.1:8081/metadata\", "
+			       "\"keep_ips\": true}"),
+			 0);
+	assert_string_equal(cfg.settings.device, "d-1");
+	assert_string_equal(cfg.settings.metal_token_file, "/etc/vipd/metal-token");
+	assert_string_equal(cfg.settings.metal_api_url, "http://127.0.0.1:8080/metal/v1");
+	assert_string_equal(cfg.settings.metal_metadata_url, "http://127.0.0.1:8081/metadata");
+	assert_true(cfg.settings.keep_ips);
+	assert_true(cfg.settings.set & SET_KEEP_IPS);
+	fails_with("{\"metal_api_url\": \"api.equinix.com\"}",
+		   "metal_api_url: expected an http:// or https:// URL, not \"api.equinix.com\"");
+	fails_with("{\"keep_ips\": \"yes\"}", "keep_ips: must be true or false, not a string");
+	fails_with("{\"token\": \"abc\"}", "unknown key \"token\"");
+}
+
 static void test_key_errors(void **st)
 {
 	struct ipam_range r;
@@ -583,6 +604,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_good_config, teardown),
 		cmocka_unit_test_teardown(test_defaults_when_absent, teardown),
 		cmocka_unit_test_teardown(test_key_errors, teardown),
+		cmocka_unit_test_teardown(test_metal_keys, teardown),
 		cmocka_unit_test_teardown(test_syntax_errors, teardown),
 		cmocka_unit_test_teardown(test_duplicates_across, teardown),
 		cmocka_unit_test_teardown(test_all_errors_reported, teardown),

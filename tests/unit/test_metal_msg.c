@@ -504,11 +504,17 @@ static void test_ip_own(void **st)
 	assert_string_equal(l.ips[o.extra[0]].id, "6d4f2a3e-9b1c-4e7a-8f05-2c3b4d5e6f70");
 	metal_owned_free(&o);
 
-	/* A facility of another metro: only the global one; anywhere: all four. */
-	assert_int_equal(metal_ip_list_own(&l, NULL, "am6", NULL, 0, &o), 0);
+	/* Another facility: only the global one. A facility's reservation matches its
+	 * facility although Metal names its metro too. */
+	assert_int_equal(metal_ip_list_own(&l, NULL, "fr2", NULL, 0, &o), 0);
 	assert_int_equal(o.n_own, 1);
 	assert_string_equal(o.own[0].lb_uuid, LB_D);
 	assert_int_equal(o.n_extra, 0);
+	metal_owned_free(&o);
+	assert_int_equal(metal_ip_list_own(&l, NULL, "AM6", NULL, 0, &o), 0);
+	assert_int_equal(o.n_own, 2);
+	assert_non_null(metal_own_find(&o, LB_B));
+	assert_non_null(metal_own_find(&o, LB_D));
 	metal_owned_free(&o);
 	assert_int_equal(metal_ip_list_own(&l, "AM", NULL, NULL, 0, &o), 0);
 	assert_int_equal(o.n_own, 2);

@@ -56,6 +56,42 @@ static void test_every_flag(void **st)
 	options_clear(&o);
 }
 
+static void test_metal_flags(void **st)
+{
+	struct options o;
+	char err[256];
+
+	(void)st;
+	assert_int_equal(PARSE(&o, err, "--bgp", "--project", "p", "--metro", "ny", "--device", "d-1",
+			       "--token-file", "/run/t", "--metal-api-url",
+			       "http://127.0.0.1:1/metal/v1", "--metal-metadata-url",
+			       "https://127.0.0.1:2/metadata", "--keep-ips"),
+			 0);
+	assert_string_equal(o.cli.device, "d-1");
+	assert_string_equal(o.cli.metal_token_file, "/run/t");
+	assert_string_equal(o.cli.metal_api_url, "http://127.0.0.1:1/metal/v1");
+	assert_string_equal(o.cli.metal_metadata_url, "https://127.0.0.1:2/metadata");
+	assert_true(o.cli.keep_ips);
+	assert_true(o.cli.set & SET_KEEP_IPS);
+	assert_true(o.cli.set & SET_METAL_TOKEN_FILE);
+	options_clear(&o);
+
+	assert_int_equal(PARSE(&o, err, "--bgp"), 0);
+	assert_string_equal(o.cli.metal_api_url, VIPD_DEFAULT_METAL_API_URL);
+	assert_string_equal(o.cli.metal_metadata_url, VIPD_DEFAULT_METAL_METADATA_URL);
+	assert_false(o.cli.keep_ips);
+	assert_false(o.cli.set & (SET_DEVICE | SET_METAL_API_URL | SET_KEEP_IPS));
+	options_clear(&o);
+
+	assert_int_not_equal(PARSE(&o, err, "--metal-api-url", "ftp://x"), 0);
+	assert_non_null(strstr(err, "--metal-api-url"));
+	/* the token itself is refused, also as an abbreviation's lookalike */
+	assert_int_not_equal(PARSE(&o, err, "--token", "abc"), 0);
+	assert_non_null(strstr(err, "METAL_AUTH_TOKEN"));
+	assert_null(strstr(err, "abc"));
+	assert_int_not_equal(PARSE(&o, err, "--token=abc"), 0);
+}
+
 static void test_slb_spelling_and_short_flags(void **st)
 {
 	struct options o;
@@ -124,7 +160,9 @@ static void test_help_lists_every_flag(void **st)
 		"--metro", "--api-listen", "--api-token-file", "--bird-socket", "--dataplane",
 		"--config", "--state-dir", "--check-config", "--log-level", "--foreground",
 		"--version", "--help", "--arp-refresh", "--graceful-shutdown", "--drain-timeout",
-		"--bird-routes", "--bpf-pin-dir", "--xdp-unload", "--keep-on-exit",
+		"--bird-routes", "--bpf-pin-dir", "--xdp-unload", "--keep-on-exit", "--device",
+		"--token-file", "--metal-api-url", "--metal-metadata-url", "--keep-ips",
+		"METAL_AUTH_TOKEN",
 	};
 
 	(void)st;
@@ -136,6 +174,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_flag),
+		cmocka_unit_test(test_metal_flags),
 		cmocka_unit_test(test_slb_spelling_and_short_flags),
 		cmocka_unit_test(test_defaults_untouched_without_flags),
 		cmocka_unit_test(test_bad_input),

@@ -500,6 +500,22 @@ static bool same_ranges(const struct settings *a, const struct settings *b)
 	return true;
 }
 
+static bool str_differs(const char *a, const char *b)
+{
+	return a != b && (!a || !b || strcmp(a, b) != 0);
+}
+
+/* The Equinix Metal source is set up once, at start. */
+static bool same_metal(const struct settings *a, const struct settings *b)
+{
+	return !str_differs(a->project, b->project) && !str_differs(a->metro, b->metro) &&
+	       !str_differs(a->facility, b->facility) && !str_differs(a->device, b->device) &&
+	       !str_differs(a->metal_token_file, b->metal_token_file) &&
+	       !str_differs(a->metal_api_url, b->metal_api_url) &&
+	       !str_differs(a->metal_metadata_url, b->metal_metadata_url) &&
+	       a->keep_ips == b->keep_ips;
+}
+
 static void on_reload(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	struct daemon *d = w->data;
@@ -526,9 +542,10 @@ static void on_reload(struct ev_loop *loop, ev_signal *w, int revents)
 	    (next.state_dir && d->settings.state_dir &&
 	     strcmp(next.state_dir, d->settings.state_dir) != 0) ||
 	    next.dataplane != d->settings.dataplane || next.arp != d->settings.arp ||
-	    next.bgp != d->settings.bgp || !same_ranges(&next, &d->settings))
-		log_warn("msg=\"reload: api_listen, state_dir, dataplane, arp/bgp and ipam_ranges "
-			 "changes take effect at the next restart\"");
+	    next.bgp != d->settings.bgp || !same_ranges(&next, &d->settings) ||
+	    !same_metal(&next, &d->settings))
+		log_warn("msg=\"reload: api_listen, state_dir, dataplane, arp/bgp, ipam_ranges and "
+			 "Equinix Metal changes take effect at the next restart\"");
 	if (next.drain_timeout_ms != d->settings.drain_timeout_ms) {
 		d->settings.drain_timeout_ms = next.drain_timeout_ms;
 		d->api.drain_timeout_s = next.drain_timeout_ms / 1000.0;

@@ -167,7 +167,7 @@ static int get_uint(const cJSON *obj, const char *key, const char *prefix, bool 
 
 /* --- what the API's strings may hold ---------------------------------------------------- */
 
-static bool id_ok(const char *s)
+bool metal_id_ok(const char *s)
 {
 	size_t n = strlen(s);
 
@@ -400,7 +400,7 @@ static int ip_from_json(const cJSON *o, const char *prefix, struct metal_ip *ip,
 	}
 	if ((r = get_str(o, "id", prefix, true, ip->id, sizeof(ip->id), err, errlen)))
 		return r;
-	if (!id_ok(ip->id)) {
+	if (!metal_id_ok(ip->id)) {
 		errbuf_printf(err, errlen, "%s: not a Metal id: %s", mpath(p, prefix, "id"),
 			      shown(ip->id, q));
 		return -EINVAL;
@@ -820,7 +820,7 @@ int metal_device_list_parse(const char *text, size_t len, struct metal_device_li
 		}
 		if ((r = get_str(e, "id", p, true, d.id, sizeof(d.id), err, errlen)))
 			goto out;
-		if (!id_ok(d.id)) {
+		if (!metal_id_ok(d.id)) {
 			errbuf_printf(err, errlen, "%s.id: not a Metal id: %s", p, shown(d.id, q));
 			r = -EINVAL;
 			goto out;
@@ -1271,7 +1271,7 @@ int metal_metadata_parse(const char *text, size_t len, struct metal_metadata *ou
 	}
 	if ((r = get_str(root, "id", "", true, out->id, sizeof(out->id), err, errlen)))
 		goto out;
-	if (!id_ok(out->id)) {
+	if (!metal_id_ok(out->id)) {
 		errbuf_printf(err, errlen, "id: not a Metal id: %s", shown(out->id, q));
 		r = -EINVAL;
 		goto out;

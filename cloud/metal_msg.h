@@ -58,6 +58,10 @@
  * Equinix's operator guide points to uses 4. */
 #define METAL_BGP_MULTIHOP_TTL 4
 
+/* Whether s is an id the API may hand out: 1..METAL_ID_MAX-1 of [0-9A-Za-z-], safe in a URL
+ * path. */
+bool metal_id_ok(const char *s);
+
 /* --- reserving an elastic IP ------------------------------------------------------------ */
 
 struct metal_reserve {

@@ -22,17 +22,6 @@ static bool is_blank(char c)
 	return c == ' ' || c == '\t' || c == '\r';
 }
 
-static bool id_ok(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n >= METAL_ID_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)s[i]) && s[i] != '-')
-			return false;
-	return true;
-}
 
 /* The field as text for a message: printable, cut short. */
 static const char *shown(const char *s, size_t n, char *buf, size_t buflen)
@@ -97,7 +86,7 @@ static int parse_line(const char *line, size_t len, unsigned lineno, struct meta
 		memcpy(e->id, f[1], fl[1]);
 		e->id[fl[1]] = '\0';
 	}
-	if (fl[1] >= METAL_ID_MAX || !id_ok(e->id)) {
+	if (fl[1] >= METAL_ID_MAX || !metal_id_ok(e->id)) {
 		errbuf_printf(err, errlen, "line %u: \"%s\" is not a reservation id (1..%d letters, "
 			      "digits and '-')", lineno, shown(f[1], fl[1], q, sizeof(q)),
 			      METAL_ID_MAX - 1);

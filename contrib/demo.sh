@@ -11,6 +11,7 @@
 # a VIP whose backends all die is withdrawn at the router and comes back with them. Prints a
 # summary.
 # The IPVS data plane has its own demo, inside user-mode-linux: ./contrib/demo-ipvs.sh
+# Equinix Metal elastic IPs (local fake Metal API, real BIRD peers) too: ./contrib/demo-metal.sh
 # Installs its Debian dependencies first (needs root, for apt-get, netns and XDP).
 set -eu -o pipefail
 cd "$(dirname "$0")/.."

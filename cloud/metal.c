@@ -105,6 +105,7 @@ struct metal {
 	struct metal_bgp bgp;
 	struct metal_peer_route routes[MAX_PEER_ROUTES]; /* installed by us */
 	size_t n_routes;
+	struct metal_stats stats;
 };
 
 static void job_run(struct job *j);
@@ -438,6 +439,7 @@ static uint32_t job_retry(struct job *j, long retry_after)
 
 	if (j->attempt < 64)
 		j->attempt++;
+	j->m->stats.retries++;
 	job_soon(j, ms / 1000.0);
 	return ms;
 }
@@ -1185,11 +1187,27 @@ static void on_delete(struct job *j, const struct http_response *r)
 
 /* --- dispatch ------------------------------------------------------------------------------ */
 
+const char *metal_req_class_name(enum metal_req_class c)
+{
+	static const char *const names[METAL_REQ_CLASSES] = { "2xx", "3xx", "4xx", "5xx",
+							       "error" };
+
+	return c < METAL_REQ_CLASSES ? names[c] : "error";
+}
+
+void metal_stats(const struct vip_source *src, struct metal_stats *out)
+{
+	*out = metal_of_const(src)->stats;
+}
+
 static void on_job_done(void *arg, const struct http_response *r)
 {
 	struct job *j = arg;
 
 	j->call = NULL;
+	j->m->stats.requests[r->err || r->status < 200 || r->status > 599
+				     ? METAL_REQ_ERROR
+				     : (enum metal_req_class)(r->status / 100 - 2)]++;
 	if (j->m->dead)
 		return;
 	switch (j->step) {

@@ -77,6 +77,25 @@ struct metal_options {
  */
 int metal_new(const struct metal_options *o, struct vip_source **out);
 
+/* Requests by outcome, for metrics: HTTP status class, or no response at all. */
+enum metal_req_class {
+	METAL_REQ_2XX,
+	METAL_REQ_3XX,
+	METAL_REQ_4XX,
+	METAL_REQ_5XX,
+	METAL_REQ_ERROR, /* timeout, refused, TLS, ...: no HTTP status */
+	METAL_REQ_CLASSES
+};
+
+struct metal_stats {
+	uint64_t requests[METAL_REQ_CLASSES]; /* answered or failed, metadata service included */
+	uint64_t retries;                     /* steps scheduled again after a failure */
+};
+
+const char *metal_req_class_name(enum metal_req_class c);
+/* src must come from metal_new. */
+void metal_stats(const struct vip_source *src, struct metal_stats *out);
+
 /* Whether the token is fit for an HTTP header: 1..4096 printable ASCII characters. */
 bool metal_token_ok(const char *token);
 

@@ -5,10 +5,11 @@ set -eu
 
 BUILD="build-essential autoconf automake libtool pkg-config libev-dev libnl-3-dev \
 libnl-genl-3-dev libnl-route-3-dev libbpf-dev libcurl4-openssl-dev libcjson-dev \
-libmicrohttpd-dev libssl-dev libnftables-dev clang bpftool"
+libmicrohttpd-dev libssl-dev libnftables-dev clang bpftool libsystemd-dev"
 RUNTIME="iproute2 curl python3 ethtool bird2 libnftables1"
 TEST="libcmocka-dev clang libclang-rt-14-dev valgrind wrk groff-base man-db bpftool libelf-dev zlib1g-dev \
-iperf3 iputils-ping nftables bird2 user-mode-linux kmod ipvsadm iptables linux-source-6.1 flex bison bc"
+iperf3 iputils-ping nftables bird2 user-mode-linux kmod ipvsadm iptables linux-source-6.1 flex bison bc \
+python3-prometheus-client systemd"
 
 want="$BUILD $RUNTIME"
 [ "${1:-build}" = test ] && want="$want $TEST"

@@ -4,11 +4,13 @@
 #include <ev.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "announce/announcer.h"
 #include "dataplane/dataplane.h"
 #include "log.h"
 #include "model.h"
+#include "util.h"
 
 /* Long enough to fold a burst of API calls or health flips into one pass, short
  * enough that a route follows an API call well within a second. */
@@ -22,6 +24,7 @@ struct reconciler {
 	ev_timer debounce;
 	ev_timer periodic;
 	int last_err;
+	struct reconcile_stats stats;
 	reconcile_prepare_fn prepare;
 	void *prepare_arg;
 };
@@ -60,8 +63,33 @@ size_t reconcile_vips_to_announce(const struct model *m, struct ip_addr **out)
 	return w;
 }
 
+const double reconcile_duration_bounds_s[RECONCILE_DURATION_BUCKETS] = {
+	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5,
+};
+
+static void record_pass(struct reconcile_stats *st, double t0, int err)
+{
+	double d = monotonic_s() - t0;
+	size_t i = 0;
+
+	while (i < RECONCILE_DURATION_BUCKETS && d > reconcile_duration_bounds_s[i])
+		i++;
+	st->duration_hist[i]++;
+	st->duration_sum_s += d;
+	st->runs++;
+	st->last_err = err;
+	if (err) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		st->failed++;
+		st->last_error_time = (double)ts.tv_sec + ts.tv_nsec / 1e9;
+	}
+}
+
 int reconciler_run(struct reconciler *r)
 {
+	double t0 = monotonic_s();
 	struct ip_addr *vips;
 	size_t n;
 	int err, aerr;
@@ -82,6 +110,7 @@ int reconciler_run(struct reconciler *r)
 			log_info("msg=\"reconcile recovered\"");
 	}
 	r->last_err = err;
+	record_pass(&r->stats, t0, err);
 	log_debug("msg=\"reconciled\" loadbalancers=%zu announced=%zu", model_count(r->model), n);
 	return err;
 }
@@ -123,6 +152,11 @@ void reconciler_set_prepare(struct reconciler *r, reconcile_prepare_fn fn, void 
 {
 	r->prepare = fn;
 	r->prepare_arg = arg;
+}
+
+void reconciler_stats(const struct reconciler *r, struct reconcile_stats *out)
+{
+	*out = r->stats;
 }
 
 void reconciler_request(struct reconciler *r)

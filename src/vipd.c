@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "announce/announcer.h"
@@ -32,6 +33,14 @@
 #include "state.h"
 #include "store.h"
 #include "util.h"
+
+#ifdef HAVE_LIBSYSTEMD
+#include <systemd/sd-daemon.h>
+#else
+/* Built without libsystemd: there is no service manager to tell. */
+#define sd_notify(unset, state) ((void)0)
+#define sd_notifyf(unset, ...) ((void)0)
+#endif
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"
@@ -382,6 +391,7 @@ static void on_stop(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	(void)revents;
 	log_info("msg=\"shutting down\" signal=%d", w->signum);
+	sd_notify(0, "STOPPING=1\nSTATUS=withdrawing VIPs and stopping");
 	ev_break(loop, EVBREAK_ALL);
 }
 
@@ -530,8 +540,10 @@ static void on_reload(struct ev_loop *loop, ev_signal *w, int revents)
 		return;
 	}
 	log_info("msg=\"reloading\" config=%s", d->opts.config_path);
+	sd_notifyf(0, "RELOADING=1\nSTATUS=reloading %s", d->opts.config_path);
 	if (load_settings(&d->opts, &next, &cfg)) {
 		log_error("msg=\"reload failed: config rejected; keeping the running configuration\"");
+		sd_notify(0, "READY=1\nSTATUS=reload failed: config rejected; running the previous one");
 		settings_clear(&next);
 		config_clear(&cfg);
 		return;
@@ -559,6 +571,7 @@ static void on_reload(struct ev_loop *loop, ev_signal *w, int revents)
 	}
 	failed = apply_config_lbs(d, &cfg);
 	log_info("msg=\"reload done\" failed=%d", failed);
+	sd_notifyf(0, "READY=1\nSTATUS=reloaded; %d load balancers failed to apply", failed);
 	settings_clear(&next);
 	config_clear(&cfg);
 }
@@ -635,6 +648,7 @@ static void daemon_free(struct daemon *d)
 
 static int run(struct daemon *d, struct config *cfg, struct ipam_range *ranges)
 {
+	double start_time = (double)time(NULL);
 	char *token = NULL;
 	int notify_fd = -1, r;
 
@@ -695,6 +709,9 @@ static int run(struct daemon *d, struct config *cfg, struct ipam_range *ranges)
 	d->api.drain_timeout_s = d->settings.drain_timeout_ms / 1000.0;
 	d->api.started = monotonic_s();
 	d->api.version = PACKAGE_VERSION;
+	d->api.reconciler = d->rec;
+	d->api.announcer = d->an;
+	d->api.start_time = start_time;
 	r = api_server_start(d->loop, d->settings.api_listen, token, &d->api, &d->api_srv);
 	free(token);
 	if (r)
@@ -711,6 +728,10 @@ static int run(struct daemon *d, struct config *cfg, struct ipam_range *ranges)
 
 	log_info("msg=\"ready\" api=%s dataplane=%s announcer=%s", d->settings.api_listen,
 		 d->dp->ops->name, d->an->ops->name);
+	/* The API listens and the first reconcile has run (above): systemd may start what
+	 * is ordered after vipd. */
+	sd_notifyf(0, "READY=1\nSTATUS=serving api=%s dataplane=%s announcer=%s",
+		   d->settings.api_listen, d->dp->ops->name, d->an->ops->name);
 	if (notify_fd >= 0) {
 		char ok = 0;
 

@@ -78,6 +78,7 @@ struct bird_an {
 	bool synced;	     /* a sync arrived: the files hold vipd's view, worth pushing */
 	int bird_err;	     /* the last configure: 0, -EIO rejected, -ETIMEDOUT, -ECONNRESET */
 	struct bird_stats stats;
+	double configure_t0; /* when the configure in flight was sent */
 };
 
 static const struct announcer_ops bird_ops;
@@ -346,6 +347,16 @@ static double now_mono(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static void configure_done(struct bird_an *b, bool ok)
+{
+	if (ok)
+		b->stats.configure_ok++;
+	else
+		b->stats.configure_failed++;
+	b->stats.last_configure = ok;
+	b->stats.last_configure_s = now_mono() - b->configure_t0;
+}
+
 static int unix_connect(const char *path)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
@@ -385,7 +396,7 @@ static void schedule_reconnect(struct bird_an *b)
 static void bird_drop(struct bird_an *b, const char *why, int err)
 {
 	if (b->state == BIRD_BUSY) {
-		b->stats.configure_failed++;
+		configure_done(b, false);
 		b->bird_err = err == -ETIMEDOUT ? err : -ECONNRESET;
 	}
 	ev_io_stop(b->loop, &b->io);
@@ -431,7 +442,7 @@ static void bird_configured(struct bird_an *b, int code)
 
 		for (size_t i = 0; i < b->sent.n; i++)
 			n6 += b->sent.v[i].family == AF_INET6;
-		b->stats.configure_ok++;
+		configure_done(b, true);
 		if (b->bird_err)
 			log_info("msg=\"BIRD accepts its configuration again\"");
 		b->bird_err = 0;
@@ -446,7 +457,7 @@ static void bird_configured(struct bird_an *b, int code)
 			log_warn("msg=\"cannot update the VIP addresses\" err=%d (%s)", err,
 				 strerror(-err));
 	} else {
-		b->stats.configure_failed++;
+		configure_done(b, false);
 		b->bird_err = -EIO;
 		log_error("msg=\"BIRD rejected its configuration and keeps running the previous one; "
 			  "fix bird.conf (or what it includes)\" code=%04d bird=\"%s\"", code,
@@ -469,6 +480,7 @@ static void bird_send_configure(struct bird_an *b)
 	b->state = BIRD_BUSY;
 	b->msg[0] = '\0';
 	b->stats.configures++;
+	b->configure_t0 = now_mono();
 	arm_timer(b, b->timeout_s);
 	log_debug("msg=\"BIRD configure sent\" routes=%zu", b->written.n);
 }
@@ -657,6 +669,7 @@ static int configure_blocking(struct bird_an *b)
 			 b->socket_path, fd, strerror(-fd));
 		return fd;
 	}
+	b->configure_t0 = now_mono();
 	bird_reader_init(&b->rd);
 	code = read_reply_blocking(fd, &b->rd, deadline, msg, sizeof(msg));
 	if (code == BIRD_WELCOME) {
@@ -671,10 +684,10 @@ static int configure_blocking(struct bird_an *b)
 	close(fd);
 	if (code == BIRD_RECONFIGURED || code == BIRD_RECONFIG_IN_PROGRESS ||
 	    code == BIRD_RECONFIG_QUEUED) {
-		b->stats.configure_ok++;
+		configure_done(b, true);
 		return 0;
 	}
-	b->stats.configure_failed++;
+	configure_done(b, false);
 	if (code < 0)
 		log_error("msg=\"BIRD did not take the configure\" err=%d (%s)", code, strerror(-code));
 	else
@@ -823,6 +836,7 @@ int bird_announcer_new(struct ev_loop *loop, const struct bird_options *o,
 	b->base.ops = &bird_ops;
 	b->loop = loop;
 	b->fd = -1;
+	b->stats.last_configure = -1;
 	b->timeout_s = o->timeout_s > 0 ? o->timeout_s : BIRD_DEFAULT_TIMEOUT_S;
 	b->graceful_s = o->graceful_s > 0 ? o->graceful_s : 0;
 	b->backoff = BIRD_BACKOFF_MIN_S;

@@ -69,6 +69,8 @@ struct bird_stats {
 	unsigned long file_writes;	/* route file sets written */
 	bool connected;
 	bool in_sync; /* BIRD confirmed a configure that read the current files */
+	int last_configure;	     /* the last finished configure: 1 taken, 0 not, -1 none yet */
+	double last_configure_s;     /* how long it took, sent to answered (or given up) */
 };
 
 /* an must come from bird_announcer_new. */

@@ -14,6 +14,8 @@
 
 struct dataplane;
 struct health_checker;
+struct reconciler;
+struct announcer;
 
 struct api_ctx {
 	struct store *store;
@@ -24,6 +26,10 @@ struct api_ctx {
 	double started;               /* monotonic_s() at start: drains older than the process
 				       * count from here */
 	const char *version;
+	/* for GET /metrics; each may be NULL */
+	struct reconciler *reconciler;
+	struct announcer *announcer;
+	double start_time; /* wall clock, seconds since the epoch */
 };
 
 struct api_request {
@@ -36,6 +42,7 @@ struct api_request {
 struct api_response {
 	unsigned status;
 	char *body; /* malloc'd JSON text; the caller frees */
+	const char *content_type; /* static; NULL: application/json */
 };
 
 void api_handle(struct api_ctx *ctx, const struct api_request *req, struct api_response *resp);

@@ -15,6 +15,7 @@
 #include "../lb_json.h"
 #include "../model.h"
 #include "../util.h"
+#include "metrics.h"
 
 #define API_MAX_SEGMENTS 6
 #define API_ERR_LEN 1024
@@ -443,6 +444,22 @@ static void healthz(struct api_ctx *ctx, struct api_response *resp)
 	respond_json(resp, 200, o);
 }
 
+static void metrics(struct api_ctx *ctx, struct api_response *resp)
+{
+	struct metrics_snapshot snap;
+	int r = metrics_collect(ctx, &snap);
+
+	if (!r)
+		r = metrics_render(&snap, &resp->body);
+	metrics_snapshot_free(&snap);
+	if (r) {
+		respond_json(resp, 500, NULL);
+		return;
+	}
+	resp->status = 200;
+	resp->content_type = METRICS_CONTENT_TYPE;
+}
+
 void api_handle(struct api_ctx *ctx, const struct api_request *req, struct api_response *resp)
 {
 	char buf[512];
@@ -451,6 +468,7 @@ void api_handle(struct api_ctx *ctx, const struct api_request *req, struct api_r
 
 	resp->status = 500;
 	resp->body = NULL;
+	resp->content_type = NULL;
 	if (strlen(req->path) >= sizeof(buf) ||
 	    (n = split_path(req->path, buf, sizeof(buf), seg)) < 0) {
 		not_found(req, resp);
@@ -459,6 +477,13 @@ void api_handle(struct api_ctx *ctx, const struct api_request *req, struct api_r
 	if (n == 1 && is(seg[0], "healthz")) {
 		if (is(req->method, "GET"))
 			healthz(ctx, resp);
+		else
+			method_not_allowed(req, resp, "GET");
+		return;
+	}
+	if (n == 1 && is(seg[0], "metrics")) {
+		if (is(req->method, "GET"))
+			metrics(ctx, resp);
 		else
 			method_not_allowed(req, resp, "GET");
 		return;

@@ -53,7 +53,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	log_warn("msg=\"http: %s\"", msg);
 }
 
-static enum MHD_Result queue(struct MHD_Connection *c, unsigned status, char *body)
+static enum MHD_Result queue(struct MHD_Connection *c, unsigned status, char *body,
+			     const char *content_type)
 {
 	struct MHD_Response *r;
 	enum MHD_Result ret;
@@ -67,7 +68,8 @@ static enum MHD_Result queue(struct MHD_Connection *c, unsigned status, char *bo
 		free(body);
 		return MHD_NO;
 	}
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+				content_type ? content_type : "application/json");
 	if (status == 401)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
 	ret = MHD_queue_response(c, status, r);
@@ -137,7 +139,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		    !token_ok(s->token, MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 								    MHD_HTTP_HEADER_AUTHORIZATION)))
 			return queue(c, 401, strdup("{\"error\":\"authorization: missing or wrong "
-						    "bearer token\"}"));
+						    "bearer token\"}"), NULL);
 		if (cl && strtoull(cl, NULL, 10) > API_MAX_BODY)
 			u->too_big = true;
 		return MHD_YES;
@@ -153,7 +155,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 		if (asprintf(&b, "{\"error\":\"body: larger than %d bytes\"}", API_MAX_BODY) < 0)
 			b = NULL;
-		return queue(c, 413, b);
+		return queue(c, 413, b, NULL);
 	}
 	req.method = method;
 	req.path = url;
@@ -162,7 +164,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	api_handle(s->ctx, &req, &resp);
 	log_debug("msg=\"api\" method=%s path=%s status=%u", method, url, resp.status);
 	u->resp_len = resp.body ? strlen(resp.body) : 0;
-	return queue(c, resp.status, resp.body);
+	return queue(c, resp.status, resp.body, resp.content_type);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,

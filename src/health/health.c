@@ -248,6 +248,55 @@ static void probe_release(struct hc_target *t)
 	t->resp = NULL;
 }
 
+const double health_latency_bounds_s[HEALTH_LATENCY_BUCKETS] = {
+	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+};
+
+static const char *const result_names[HEALTH_RESULT_MAX] = {
+	[HEALTH_RESULT_OK] = "ok",
+	[HEALTH_RESULT_REFUSED] = "refused",
+	[HEALTH_RESULT_TIMEOUT] = "timeout",
+	[HEALTH_RESULT_UNREACHABLE] = "unreachable",
+	[HEALTH_RESULT_RESET] = "reset",
+	[HEALTH_RESULT_BAD_RESPONSE] = "bad_response",
+	[HEALTH_RESULT_TLS] = "tls_error",
+	[HEALTH_RESULT_ERROR] = "error",
+};
+
+const char *health_result_name(enum health_result r)
+{
+	return r < HEALTH_RESULT_MAX ? result_names[r] : "error";
+}
+
+/* Follows the reasons probe_finish's callers give. */
+enum health_result health_result_of(bool ok, const char *reason)
+{
+	static const char *const bad[] = { "status ", "bad response", "closed", "body mismatch",
+					   "reply mismatch" };
+
+	if (ok)
+		return HEALTH_RESULT_OK;
+	for (enum health_result r = HEALTH_RESULT_REFUSED; r <= HEALTH_RESULT_RESET; r++)
+		if (strcmp(reason, result_names[r]) == 0)
+			return r;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (strncmp(reason, bad[i], strlen(bad[i])) == 0)
+			return HEALTH_RESULT_BAD_RESPONSE;
+	if (strncmp(reason, "TLS error", 9) == 0)
+		return HEALTH_RESULT_TLS;
+	return HEALTH_RESULT_ERROR;
+}
+
+static void record_latency(struct health_status *st, uint32_t us)
+{
+	size_t i = 0;
+
+	while (i < HEALTH_LATENCY_BUCKETS && us / 1e6 > health_latency_bounds_s[i])
+		i++;
+	st->latency_hist[i]++;
+	st->latency_sum_us += us;
+}
+
 void probe_finish(struct hc_target *t, bool ok, const char *reason)
 {
 	struct health_checker *hc = t->owner;
@@ -266,6 +315,8 @@ void probe_finish(struct hc_target *t, bool ok, const char *reason)
 	len = strnlen(reason, sizeof(t->st.reason) - 1);
 	memcpy(t->st.reason, reason, len);
 	t->st.reason[len] = '\0';
+	record_latency(&t->st, t->st.latency_us);
+	t->st.n_result[health_result_of(ok, reason)]++;
 	if (ok)
 		t->st.n_ok++;
 	else

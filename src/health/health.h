@@ -25,6 +25,27 @@ struct health_checker;
 
 #define HEALTH_REASON_MAX 96
 
+/* Upper bounds of the probe latency buckets, seconds; a last bucket holds the rest. */
+#define HEALTH_LATENCY_BUCKETS 12
+extern const double health_latency_bounds_s[HEALTH_LATENCY_BUCKETS];
+
+/* Probe outcomes in few enough kinds to count (reasons carry status codes and errno text). */
+enum health_result {
+	HEALTH_RESULT_OK,
+	HEALTH_RESULT_REFUSED,
+	HEALTH_RESULT_TIMEOUT,
+	HEALTH_RESULT_UNREACHABLE,
+	HEALTH_RESULT_RESET,
+	HEALTH_RESULT_BAD_RESPONSE, /* wrong status, body or reply, or closed early */
+	HEALTH_RESULT_TLS,
+	HEALTH_RESULT_ERROR,        /* anything else */
+	HEALTH_RESULT_MAX
+};
+
+const char *health_result_name(enum health_result r);
+/* Pure: the kind of a probe result given its reason text. */
+enum health_result health_result_of(bool ok, const char *reason);
+
 struct health_status {
 	enum backend_health state;
 	char reason[HEALTH_REASON_MAX]; /* last result: "ok", "refused", "timeout", "status 503", ... */
@@ -32,6 +53,11 @@ struct health_status {
 	uint64_t n_ok, n_fail;          /* probes since the backend was first seen */
 	uint32_t ok_run, fail_run;      /* consecutive results of the same kind */
 	uint64_t n_transitions;
+	/* Every finished probe since the backend was first seen: latencies per bucket (not
+	 * cumulative; the last is above every bound), their sum, and outcomes by kind. */
+	uint64_t latency_hist[HEALTH_LATENCY_BUCKETS + 1];
+	uint64_t latency_sum_us;
+	uint64_t n_result[HEALTH_RESULT_MAX];
 };
 
 /*

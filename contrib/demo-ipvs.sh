@@ -19,7 +19,7 @@ B=$TOP/build/demo
 KDIR=${VIPD_UML_KERNEL_DIR:-/var/cache/vipd-tests/uml-kernel}
 UML_PID=
 
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+. "$TOP/contrib/demo/prepare.sh"
 
 cleanup() {
 	set +e
@@ -29,19 +29,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-if [ "$(id -u)" != 0 ]; then
-	echo "demo-ipvs: run as root (it installs packages and runs user-mode-linux)" >&2
-	exit 1
-fi
-
-say "installing dependencies (only what is missing)"
-./contrib/deps.sh test
-
-say "building vipd into $B"
-autoreconf -fi >/dev/null 2>&1
-mkdir -p "$B"
-(cd "$B" && { [ -f Makefile ] || "$TOP/configure" >/dev/null; } && make -j"$(nproc)" >/dev/null)
-"$B/vipd" --version
+demo_prepare demo-ipvs test "it installs packages and runs user-mode-linux"
 
 # A current kernel from build-kernel, never a 12-minute build from the demo.
 kernel=$(tests/uml/build-kernel --cached "$KDIR" 2>/dev/null) || kernel=

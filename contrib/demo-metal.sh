@@ -17,7 +17,7 @@ TOP=$PWD
 B=$TOP/build/demo
 DEMO_PID=
 
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+. "$TOP/contrib/demo/prepare.sh"
 
 cleanup() {
 	set +e
@@ -27,19 +27,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-if [ "$(id -u)" != 0 ]; then
-	echo "demo-metal: run as root (it installs packages, creates network namespaces, loads XDP)" >&2
-	exit 1
-fi
-
-say "installing dependencies (only what is missing)"
-./contrib/deps.sh test
-
-say "building vipd into $B"
-autoreconf -fi >/dev/null 2>&1
-mkdir -p "$B"
-(cd "$B" && { [ -f Makefile ] || "$TOP/configure" >/dev/null; } && make -j"$(nproc)" >/dev/null)
-"$B/vipd" --version
+demo_prepare demo-metal test "it installs packages, creates network namespaces, loads XDP"
 
 # In the background so that the traps can stop it; its output is streamed as it comes.
 VIPD=$B/vipd VIPCTL=$B/vipctl python3 "$TOP/contrib/demo/metal_demo.py" &

@@ -29,7 +29,7 @@ VIPD_PID=
 PIDS=()
 SUMMARY=()
 
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+. "$TOP/contrib/demo/prepare.sh"
 note() { SUMMARY+=("$*"); }
 
 cleanup() {
@@ -43,21 +43,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ "$(id -u)" != 0 ]; then
-	echo "demo: run as root (it installs packages, creates network namespaces, loads XDP)" >&2
-	exit 1
-fi
-
-say "installing dependencies (only what is missing)"
-./contrib/deps.sh build
-
-say "building vipd into $B"
-autoreconf -fi >/dev/null 2>&1
-mkdir -p "$B"
-(cd "$B" && { [ -f Makefile ] || "$TOP/configure" >/dev/null; } && make -j"$(nproc)" >/dev/null)
+demo_prepare demo build "it installs packages, creates network namespaces, loads XDP"
 VIPD=$B/vipd
 VIPCTL=$B/vipctl
-"$VIPD" --version
 clang -target bpf -O2 -I/usr/include/"$(gcc -print-multiarch)" -c "$D/xdp_pass.bpf.c" \
 	-o "$WORK/xdp_pass.o"
 

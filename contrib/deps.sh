@@ -9,7 +9,7 @@ libmicrohttpd-dev libssl-dev libnftables-dev clang bpftool libsystemd-dev"
 RUNTIME="iproute2 curl python3 ethtool bird2 libnftables1"
 TEST="libcmocka-dev clang libclang-rt-14-dev valgrind wrk groff-base man-db bpftool libelf-dev zlib1g-dev \
 iperf3 iputils-ping nftables bird2 user-mode-linux kmod ipvsadm iptables linux-source-6.1 flex bison bc \
-python3-prometheus-client systemd"
+python3-prometheus-client systemd debhelper dpkg-dev fakeroot debootstrap"
 
 want="$BUILD $RUNTIME"
 [ "${1:-build}" = test ] && want="$want $TEST"

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -48,7 +49,7 @@ static const char usage[] =
 	"  backend remove LB BACKEND_UUID|IP:PORT\n"
 	"  backend drain LB BACKEND_UUID|IP:PORT\n"
 	"  backend undrain LB BACKEND_UUID|IP:PORT\n"
-	"  status\n"
+	"  status [--json]\n"
 	"\n"
 	"Options:\n"
 	"      --api URL          vipd's API (default http://127.0.0.1:10001, env VIPCTL_API)\n"
@@ -371,10 +372,192 @@ static void show_deleted(const cJSON *r)
 	printf("deleted %s\n", str(r, "deleted"));
 }
 
+/* A screen shows this many load balancers; vipctl lb list has them all. */
+#define STATUS_MAX_LBS 20
+
+static const char *when(double t, char *out, size_t len)
+{
+	time_t s = (time_t)t;
+	struct tm tm;
+
+	gmtime_r(&s, &tm);
+	strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return out;
+}
+
+static const char *duration(double s, char *out, size_t len)
+{
+	long t = (long)s;
+
+	if (t >= 86400)
+		snprintf(out, len, "%ldd%ldh", t / 86400, t % 86400 / 3600);
+	else if (t >= 3600)
+		snprintf(out, len, "%ldh%ldm", t / 3600, t % 3600 / 60);
+	else if (t >= 60)
+		snprintf(out, len, "%ldm%lds", t / 60, t % 60);
+	else
+		snprintf(out, len, "%lds", t);
+	return out;
+}
+
+static void status_announcing(const cJSON *r)
+{
+	const cJSON *b = cJSON_GetObjectItemCaseSensitive(r, "bird");
+	const cJSON *c = cJSON_GetObjectItemCaseSensitive(r, "cloud");
+
+	printf("announcing:  %s", str(r, "announcer"));
+	if (cJSON_IsObject(b)) {
+		bool conn = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "connected"));
+		bool sync = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "in_sync"));
+		const cJSON *d = cJSON_GetObjectItemCaseSensitive(b, "last_configure_s");
+
+		printf(" (BIRD %s, %s; last configure %s", conn ? "connected" : "NOT CONNECTED",
+		       sync ? "in sync" : "NOT IN SYNC", str(b, "last_configure"));
+		if (strcmp(str(b, "last_configure"), "none") != 0 && cJSON_IsNumber(d))
+			printf(" in %.3fs", d->valuedouble);
+		printf("; %ld configures, %ld failed)", num(b, "configures"),
+		       num(b, "configure_failed"));
+	}
+	putchar('\n');
+	if (cJSON_IsObject(c)) {
+		const cJSON *req = cJSON_GetObjectItemCaseSensitive(c, "requests"), *k;
+
+		printf("cloud:       Equinix Metal API requests");
+		cJSON_ArrayForEach(k, req)
+			printf(" %s=%ld", k->string, cJSON_IsNumber(k) ? (long)k->valuedouble : 0);
+		printf(", %ld retries\n", num(c, "retries"));
+	}
+}
+
+static void status_vips(const cJSON *r)
+{
+	const cJSON *v, *vips = cJSON_GetObjectItemCaseSensitive(r, "vips");
+	int n = 0;
+
+	if (!cJSON_GetArraySize(vips))
+		return;
+	printf("vips:       ");
+	cJSON_ArrayForEach(v, vips) {
+		printf(" %s (%s)", str(v, "vip"),
+		       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "announced")) ? "announced"
+										  : "not announced");
+		if (++n == 8 && cJSON_GetArraySize(vips) > n) {
+			printf(" and %d more", cJSON_GetArraySize(vips) - n);
+			break;
+		}
+	}
+	putchar('\n');
+}
+
+static void status_counts(const cJSON *o, char *conns, char *pkts, size_t len)
+{
+	const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "stats");
+
+	snprintf(conns, len, "-");
+	snprintf(pkts, len, "-");
+	if (cJSON_IsObject(st)) {
+		snprintf(conns, len, "%ld", num(st, "connections"));
+		snprintf(pkts, len, "%ld", num(st, "packets"));
+	}
+}
+
+static void status_lbs(const cJSON *lbs)
+{
+	const cJSON *lb, *b;
+	int n = 0;
+
+	if (!cJSON_GetArraySize(lbs))
+		return;
+	printf("\n%-20s  %-26s  %-7s  %-9s  %-7s  %-8s  %s\n", "LOAD BALANCER", "VIP:PORT",
+	       "STATUS", "ANNOUNCED", "HEALTHY", "CONNS", "PACKETS");
+	cJSON_ArrayForEach(lb, lbs) {
+		const cJSON *backends = cJSON_GetObjectItemCaseSensitive(lb, "backends");
+		char addr[80], healthy[32], conns[24], pkts[24];
+
+		if (n++ == STATUS_MAX_LBS) {
+			printf("... and %d more (vipctl lb list)\n", cJSON_GetArraySize(lbs) - STATUS_MAX_LBS);
+			break;
+		}
+		snprintf(addr, sizeof(addr), strchr(str(lb, "vip"), ':') ? "[%s]:%ld/%s" : "%s:%ld/%s",
+			 str(lb, "vip")[0] ? str(lb, "vip") : "-", num(lb, "port"), str(lb, "protocol"));
+		snprintf(healthy, sizeof(healthy), "%ld/%d", num(lb, "healthy_backends"),
+			 cJSON_GetArraySize(backends));
+		status_counts(lb, conns, pkts, sizeof(conns));
+		printf("%-20s  %-26s  %-7s  %-9s  %-7s  %-8s  %s\n", str(lb, "name"), addr,
+		       str(lb, "status"), yes_no(lb, "announced"), healthy, conns, pkts);
+		cJSON_ArrayForEach(b, backends) {
+			const cJSON *ck = cJSON_GetObjectItemCaseSensitive(b, "check");
+			char ep[80];
+
+			snprintf(ep, sizeof(ep), strchr(str(b, "ip"), ':') ? "[%s]:%ld" : "%s:%ld",
+				 str(b, "ip"), num(b, "port"));
+			status_counts(b, conns, pkts, sizeof(conns));
+			printf("  %-24s  %-8s  %-8s  conns %-6s  packets %-8s  check %s\n", ep,
+			       str(b, "health"), str(b, "state"), conns, pkts,
+			       cJSON_IsObject(ck) ? str(ck, "result") : "-");
+		}
+	}
+}
+
+static void status_reconcile(const cJSON *r)
+{
+	const cJSON *rec = cJSON_GetObjectItemCaseSensitive(r, "reconcile");
+	const cJSON *le = cJSON_GetObjectItemCaseSensitive(rec, "last_error");
+	const cJSON *lt = cJSON_GetObjectItemCaseSensitive(rec, "last_error_time");
+	char t[32];
+
+	if (!cJSON_IsObject(rec))
+		return;
+	printf("reconcile:   %ld passes, %ld failed", num(rec, "runs"), num(rec, "failed"));
+	if (cJSON_IsString(le))
+		printf("; last error \"%s\" at %s", le->valuestring,
+		       when(cJSON_IsNumber(lt) ? lt->valuedouble : 0, t, sizeof(t)));
+	putchar('\n');
+}
+
+static void status_errors(const cJSON *r)
+{
+	const cJSON *e, *errs = cJSON_GetObjectItemCaseSensitive(r, "last_errors");
+	char t[32];
+
+	printf("\nlast errors:%s\n", cJSON_GetArraySize(errs) ? "" : " none");
+	cJSON_ArrayForEach(e, errs) {
+		const cJSON *tm = cJSON_GetObjectItemCaseSensitive(e, "time");
+
+		printf("  %s level=%s %s\n", when(cJSON_IsNumber(tm) ? tm->valuedouble : 0, t, sizeof(t)),
+		       str(e, "level"), str(e, "msg"));
+	}
+}
+
+/* One screen: the first line is what it always was (scripts grep it). */
 static void show_status(const cJSON *r)
 {
-	printf("vipd %s: %s, %ld load balancers, data plane %s\n", str(r, "version"),
-	       str(r, "status"), num(r, "loadbalancers"), str(r, "dataplane"));
+	const cJSON *lbs = cJSON_GetObjectItemCaseSensitive(r, "loadbalancers");
+	const cJSON *up = cJSON_GetObjectItemCaseSensitive(r, "uptime_s");
+	char d[32];
+
+	printf("vipd %s: %s, %d load balancers, data plane %s\n", str(r, "version"),
+	       str(r, "status"), cJSON_GetArraySize(lbs), str(r, "dataplane"));
+	printf("process:     pid %ld, up %s, log level %s\n", num(r, "pid"),
+	       duration(cJSON_IsNumber(up) ? up->valuedouble : 0, d, sizeof(d)),
+	       str(r, "log_level"));
+	status_announcing(r);
+	status_reconcile(r);
+	status_vips(r);
+	status_lbs(lbs);
+	status_errors(r);
+}
+
+static int cmd_status(struct ctl *c, int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") != 0) {
+			fprintf(stderr, "vipctl: status takes no argument but --json\n");
+			return EXIT_USAGE;
+		}
+		c->json = true;
+	}
+	return simple(c, "GET", "/status", NULL, 200, show_status);
 }
 
 static int cmd_lb_create(const struct ctl *c, int argc, char **argv)
@@ -584,7 +767,7 @@ int main(int argc, char **argv)
 	else if (strcmp(argv[0], "backend") == 0)
 		rc = cmd_backend(&c, argc - 1, argv + 1);
 	else if (strcmp(argv[0], "status") == 0)
-		rc = simple(&c, "GET", "/healthz", NULL, 200, show_status);
+		rc = cmd_status(&c, argc, argv);
 	else {
 		fprintf(stderr, "vipctl: unknown command %s\n%s", argv[0], usage);
 		rc = EXIT_USAGE;

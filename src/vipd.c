@@ -563,6 +563,10 @@ static void on_reload(struct ev_loop *loop, ev_signal *w, int revents)
 		d->api.drain_timeout_s = next.drain_timeout_ms / 1000.0;
 		log_info("msg=\"drain timeout changed\" drain_timeout_ms=%u", next.drain_timeout_ms);
 	}
+	if ((d->opts.cli.set & SET_LOG_LEVEL) && (cfg.settings.set & SET_LOG_LEVEL) &&
+	    cfg.settings.log_level != next.log_level)
+		log_warn("msg=\"reload: log_level in the file is overridden by --log-level\" "
+			 "log_level=%s", log_level_name(next.log_level));
 	if (next.log_level != d->settings.log_level) {
 		log_info("msg=\"log level changed\" from=%s to=%s",
 			 log_level_name(d->settings.log_level), log_level_name(next.log_level));
@@ -614,15 +618,26 @@ static int daemonize(int *notify_fd)
 	return 0;
 }
 
+/* Where log lines go for the process as it is now (see log_destination). */
+static enum log_dest log_dest_now(bool foreground)
+{
+	return log_destination(isatty(STDERR_FILENO), getenv("JOURNAL_STREAM"),
+			       getenv("INVOCATION_ID"), foreground);
+}
+
+/* stderr stays where systemd pointed it (the journal); everything else goes to /dev/null. */
 static void detach_stdio(void)
 {
 	int fd = open("/dev/null", O_RDWR);
+	bool keep_err = log_destination(false, getenv("JOURNAL_STREAM"), getenv("INVOCATION_ID"),
+					false) == LOG_DEST_STDERR;
 
 	if (fd < 0)
 		return;
 	dup2(fd, STDIN_FILENO);
 	dup2(fd, STDOUT_FILENO);
-	dup2(fd, STDERR_FILENO);
+	if (!keep_err)
+		dup2(fd, STDERR_FILENO);
 	if (fd > STDERR_FILENO)
 		close(fd);
 }
@@ -653,6 +668,7 @@ static int run(struct daemon *d, struct config *cfg, struct ipam_range *ranges)
 	int notify_fd = -1, r;
 
 	log_set_level(d->settings.log_level);
+	log_use_syslog(log_dest_now(d->settings.foreground) == LOG_DEST_SYSLOG);
 	if (!d->settings.foreground) {
 		r = daemonize(&notify_fd);
 		if (r) {
@@ -738,8 +754,8 @@ static int run(struct daemon *d, struct config *cfg, struct ipam_range *ranges)
 		if (write(notify_fd, &ok, 1) != 1)
 			log_warn("msg=\"could not tell the parent we are ready\"");
 		close(notify_fd);
-		log_use_syslog(1);
 		detach_stdio();
+		log_use_syslog(log_dest_now(false) == LOG_DEST_SYSLOG);
 	}
 	ev_run(d->loop, 0);
 

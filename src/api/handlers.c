@@ -13,6 +13,7 @@
 #include "../dataplane/dataplane.h"
 #include "../health/health.h"
 #include "../lb_json.h"
+#include "../log.h"
 #include "../model.h"
 #include "../util.h"
 #include "metrics.h"
@@ -444,6 +445,130 @@ static void healthz(struct api_ctx *ctx, struct api_response *resp)
 	respond_json(resp, 200, o);
 }
 
+static void status_bird(cJSON *o, const struct bird_stats *b)
+{
+	cJSON *j = cJSON_AddObjectToObject(o, "bird");
+
+	cJSON_AddBoolToObject(j, "connected", b->connected);
+	cJSON_AddBoolToObject(j, "in_sync", b->in_sync);
+	cJSON_AddStringToObject(j, "last_configure", b->last_configure < 0 ? "none"
+						     : b->last_configure ? "ok" : "failed");
+	cJSON_AddNumberToObject(j, "last_configure_s", b->last_configure_s);
+	cJSON_AddNumberToObject(j, "configures", (double)b->configures);
+	cJSON_AddNumberToObject(j, "configure_failed", (double)b->configure_failed);
+	cJSON_AddNumberToObject(j, "connects", (double)b->connects);
+}
+
+static void status_cloud(cJSON *o, const struct metal_stats *c)
+{
+	cJSON *j = cJSON_AddObjectToObject(o, "cloud"), *req;
+
+	cJSON_AddStringToObject(j, "provider", "equinix-metal");
+	req = cJSON_AddObjectToObject(j, "requests");
+	for (int i = 0; i < METAL_REQ_CLASSES; i++)
+		cJSON_AddNumberToObject(req, metal_req_class_name((enum metal_req_class)i),
+					(double)c->requests[i]);
+	cJSON_AddNumberToObject(j, "retries", (double)c->retries);
+}
+
+static void status_reconcile(cJSON *o, const struct reconcile_stats *r)
+{
+	cJSON *j = cJSON_AddObjectToObject(o, "reconcile");
+
+	cJSON_AddNumberToObject(j, "runs", (double)r->runs);
+	cJSON_AddNumberToObject(j, "failed", (double)r->failed);
+	if (r->last_err)
+		cJSON_AddStringToObject(j, "last_error", strerror(-r->last_err));
+	else
+		cJSON_AddNullToObject(j, "last_error");
+	cJSON_AddNumberToObject(j, "last_error_time", r->last_error_time);
+}
+
+static void status_errors(cJSON *o)
+{
+	struct log_recent rec[LOG_RECENT_MAX];
+	size_t n = log_recent(rec);
+	cJSON *arr = cJSON_AddArrayToObject(o, "last_errors");
+
+	for (size_t i = 0; i < n; i++) {
+		cJSON *e = cJSON_CreateObject();
+
+		cJSON_AddNumberToObject(e, "time", rec[i].time);
+		cJSON_AddStringToObject(e, "level", log_level_name(rec[i].level));
+		cJSON_AddStringToObject(e, "msg", rec[i].msg);
+		cJSON_AddItemToArray(arr, e);
+	}
+}
+
+/* The daemon at a glance for vipctl status: what GET /healthz says, how VIPs are announced
+ * and how that goes, every VIP, every load balancer as GET /loadbalancers shows it, and
+ * the last problems logged. */
+static cJSON *status_head(struct api_ctx *ctx, const struct metrics_snapshot *snap)
+{
+	cJSON *o = cJSON_CreateObject(), *vips;
+
+	cJSON_AddStringToObject(o, "status", "ok");
+	cJSON_AddStringToObject(o, "version", snap->version);
+	cJSON_AddNumberToObject(o, "pid", (double)getpid());
+	cJSON_AddNumberToObject(o, "uptime_s", monotonic_s() - ctx->started);
+	cJSON_AddStringToObject(o, "dataplane", snap->dataplane);
+	cJSON_AddStringToObject(o, "announcer", snap->announce_method);
+	cJSON_AddStringToObject(o, "log_level", log_level_name(log_get_level()));
+	if (snap->have_bird)
+		status_bird(o, &snap->bird);
+	if (snap->have_cloud)
+		status_cloud(o, &snap->cloud);
+	if (snap->have_reconcile)
+		status_reconcile(o, &snap->reconcile);
+	vips = cJSON_AddArrayToObject(o, "vips");
+	for (size_t i = 0; i < snap->n_vips; i++) {
+		cJSON *v = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(v, "vip", snap->vips[i].addr);
+		cJSON_AddBoolToObject(v, "announced", snap->vips[i].announced);
+		cJSON_AddItemToArray(vips, v);
+	}
+	status_errors(o);
+	return o;
+}
+
+/* The load balancers are spliced in as text, one at a time, as list_lbs does. */
+static void status(struct api_ctx *ctx, struct api_response *resp)
+{
+	struct model *m = ctx->store->model;
+	struct metrics_snapshot snap;
+	char *buf = NULL, *head = NULL;
+	size_t len = 0, cap = 0;
+	bool ok = metrics_collect(ctx, &snap) == 0;
+	cJSON *o = ok ? status_head(ctx, &snap) : NULL;
+
+	metrics_snapshot_free(&snap);
+	head = o ? cJSON_PrintUnformatted(o) : NULL;
+	cJSON_Delete(o);
+	ok = head && head[strlen(head) - 1] == '}';
+	if (ok) {
+		head[strlen(head) - 1] = '\0';
+		ok = buf_add(&buf, &len, &cap, head) && buf_add(&buf, &len, &cap, ",\"loadbalancers\":[");
+	}
+	free(head);
+	for (size_t i = 0; ok && i < model_count(m); i++) {
+		cJSON *j = lb_view(ctx, model_at(m, i));
+		char *text = j ? cJSON_PrintUnformatted(j) : NULL;
+
+		cJSON_Delete(j);
+		ok = text && (i == 0 || buf_add(&buf, &len, &cap, ",")) &&
+		     buf_add(&buf, &len, &cap, text);
+		free(text);
+	}
+	if (!ok || !buf_add(&buf, &len, &cap, "]}")) {
+		free(buf);
+		respond_json(resp, 500, NULL);
+		return;
+	}
+	resp->status = 200;
+	resp->body = buf;
+}
+
 static void metrics(struct api_ctx *ctx, struct api_response *resp)
 {
 	struct metrics_snapshot snap;
@@ -477,6 +602,13 @@ void api_handle(struct api_ctx *ctx, const struct api_request *req, struct api_r
 	if (n == 1 && is(seg[0], "healthz")) {
 		if (is(req->method, "GET"))
 			healthz(ctx, resp);
+		else
+			method_not_allowed(req, resp, "GET");
+		return;
+	}
+	if (n == 1 && is(seg[0], "status")) {
+		if (is(req->method, "GET"))
+			status(ctx, resp);
 		else
 			method_not_allowed(req, resp, "GET");
 		return;

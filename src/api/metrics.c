@@ -390,10 +390,14 @@ static void render_backends(struct wbuf *w, const struct metrics_snapshot *s, st
 						      BACKEND_HEALTH_UNKNOWN };
 	char name[64], extra[64];
 
-#define EACH_BACKEND(lb, b)                                                  \
-	for (const struct metrics_lb *lb = s->lbs; lb < s->lbs + s->n_lbs; lb++) \
-		for (const struct metrics_backend *b = lb->backends;               \
-		     b < lb->backends + lb->n_backends; b++)
+/* By index: a load balancer without backends may hold a NULL array, and NULL + 0 is
+ * undefined. */
+#define EACH_BACKEND(lb, b)                                                             \
+	for (size_t li_ = 0; li_ < s->n_lbs; li_++)                                      \
+		for (const struct metrics_lb *lb = &s->lbs[li_]; lb; lb = NULL)          \
+			for (size_t bi_ = 0; bi_ < lb->n_backends; bi_++)                 \
+				for (const struct metrics_backend *b = &lb->backends[bi_]; b; \
+				     b = NULL)
 
 	for (enum traffic_field f = 0; f < TR_FIELDS; f++) {
 		snprintf(name, sizeof(name), "vipd_backend_%s", traffic_families[f].suffix);

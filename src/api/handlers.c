@@ -232,25 +232,32 @@ static bool buf_add(char **buf, size_t *len, size_t *cap, const char *text)
 }
 
 /*
- * Serialises one load balancer at a time instead of building one tree for all of
- * them: with 10,000 load balancers the tree alone would be tens of MiB.
+ * Appends every load balancer's view, comma-separated, serialising one at a time instead of
+ * building one tree for all of them: with 10,000 load balancers the tree alone would be
+ * tens of MiB. false on ENOMEM.
  */
-static void list_lbs(struct api_ctx *ctx, struct api_response *resp)
+static bool add_lb_views(struct api_ctx *ctx, char **buf, size_t *len, size_t *cap)
 {
 	struct model *m = ctx->store->model;
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
-	bool ok = buf_add(&buf, &len, &cap, "[");
+	bool ok = true;
 
 	for (size_t i = 0; ok && i < model_count(m); i++) {
 		cJSON *j = lb_view(ctx, model_at(m, i));
 		char *text = j ? cJSON_PrintUnformatted(j) : NULL;
 
 		cJSON_Delete(j);
-		ok = text && (i == 0 || buf_add(&buf, &len, &cap, ",")) &&
-		     buf_add(&buf, &len, &cap, text);
+		ok = text && (i == 0 || buf_add(buf, len, cap, ",")) && buf_add(buf, len, cap, text);
 		free(text);
 	}
+	return ok;
+}
+
+static void list_lbs(struct api_ctx *ctx, struct api_response *resp)
+{
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	bool ok = buf_add(&buf, &len, &cap, "[") && add_lb_views(ctx, &buf, &len, &cap);
+
 	if (!ok || !buf_add(&buf, &len, &cap, "]")) {
 		free(buf);
 		respond_json(resp, 500, NULL);
@@ -535,7 +542,6 @@ static cJSON *status_head(struct api_ctx *ctx, const struct metrics_snapshot *sn
 /* The load balancers are spliced in as text, one at a time, as list_lbs does. */
 static void status(struct api_ctx *ctx, struct api_response *resp)
 {
-	struct model *m = ctx->store->model;
 	struct metrics_snapshot snap;
 	char *buf = NULL, *head = NULL;
 	size_t len = 0, cap = 0;
@@ -551,15 +557,7 @@ static void status(struct api_ctx *ctx, struct api_response *resp)
 		ok = buf_add(&buf, &len, &cap, head) && buf_add(&buf, &len, &cap, ",\"loadbalancers\":[");
 	}
 	free(head);
-	for (size_t i = 0; ok && i < model_count(m); i++) {
-		cJSON *j = lb_view(ctx, model_at(m, i));
-		char *text = j ? cJSON_PrintUnformatted(j) : NULL;
-
-		cJSON_Delete(j);
-		ok = text && (i == 0 || buf_add(&buf, &len, &cap, ",")) &&
-		     buf_add(&buf, &len, &cap, text);
-		free(text);
-	}
+	ok = ok && add_lb_views(ctx, &buf, &len, &cap);
 	if (!ok || !buf_add(&buf, &len, &cap, "]}")) {
 		free(buf);
 		respond_json(resp, 500, NULL);

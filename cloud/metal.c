@@ -178,17 +178,12 @@ static struct metal_state_entry *rec_by_addr(const struct metal *m, const struct
 static struct metal_state_entry *rec_add(struct metal *m, const char *lb, const char *id,
 					 const struct ip_addr *addr)
 {
-	struct metal_state_entry *e;
+	struct metal_state_entry *e, *recs;
 
-	if (m->n_recs == m->cap_recs) {
-		size_t cap = m->cap_recs ? m->cap_recs * 2 : 16;
-		struct metal_state_entry *n = realloc(m->recs, cap * sizeof(*n));
-
-		if (!n)
-			return NULL;
-		m->recs = n;
-		m->cap_recs = cap;
-	}
+	recs = array_grow(m->recs, &m->cap_recs, m->n_recs, sizeof(*m->recs), 16);
+	if (!recs)
+		return NULL;
+	m->recs = recs;
 	e = &m->recs[m->n_recs++];
 	memset(e, 0, sizeof(*e));
 	snprintf(e->lb, sizeof(e->lb), "%s", lb);

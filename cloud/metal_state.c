@@ -134,7 +134,7 @@ static int check_unique(const struct metal_state_entry *all, size_t n,
 int metal_state_parse(const char *text, size_t len, struct metal_state_entry **out, size_t *n,
 		      char *err, size_t errlen)
 {
-	struct metal_state_entry *v = NULL, e;
+	struct metal_state_entry *v = NULL, *nv, e;
 	size_t cnt = 0, cap = 0, off = 0;
 	unsigned lineno = 0;
 	int r = 0;
@@ -173,17 +173,12 @@ int metal_state_parse(const char *text, size_t len, struct metal_state_entry **o
 			r = -E2BIG;
 			break;
 		}
-		if (cnt == cap) {
-			size_t nc = cap ? cap * 2 : 16;
-			struct metal_state_entry *nv = realloc(v, nc * sizeof(*nv));
-
-			if (!nv) {
-				r = -ENOMEM;
-				break;
-			}
-			v = nv;
-			cap = nc;
+		nv = array_grow(v, &cap, cnt, sizeof(*v), 16);
+		if (!nv) {
+			r = -ENOMEM;
+			break;
 		}
+		v = nv;
 		v[cnt++] = e;
 	}
 	if (r) {

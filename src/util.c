@@ -1,7 +1,9 @@
 #include "util.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 void errbuf_printf(char *err, size_t errlen, const char *fmt, ...)
@@ -43,4 +45,21 @@ double monotonic_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void *array_grow(void *items, size_t *cap, size_t n, size_t each, size_t first)
+{
+	size_t ncap = *cap ? *cap * 2 : first;
+	void *p;
+
+	if (n < *cap)
+		return items;
+	if (ncap <= n)
+		ncap = n + 1;
+	if (ncap > SIZE_MAX / each)
+		return NULL;
+	p = realloc(items, ncap * each);
+	if (p)
+		*cap = ncap;
+	return p;
 }

@@ -13,6 +13,13 @@ void text_position(const char *text, size_t off, unsigned *line, unsigned *col);
 /* Whether s[0..n) is only JSON whitespace (space, tab, newline, carriage return). */
 bool text_only_space(const char *s, size_t n);
 
+/*
+ * Room for element n of an array of `each`-byte elements that has *cap slots: the array
+ * itself while n < *cap, else moved to double the slots (`first` when it had none) with *cap
+ * updated. NULL when memory runs out, the array then as it was.
+ */
+void *array_grow(void *items, size_t *cap, size_t n, size_t each, size_t first);
+
 /* Seconds on CLOCK_MONOTONIC: for durations that must not jump with the wall clock. */
 double monotonic_s(void);
 

@@ -222,17 +222,14 @@ static bool ks_has(const struct keyset *s, const struct ipvs_service_key *k)
 /* Adds k unless present. 0 or -ENOMEM. */
 static int ks_add(struct keyset *s, const struct ipvs_service_key *k)
 {
+	struct ipvs_service_key *keys;
+
 	if (ks_has(s, k))
 		return 0;
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? 2 * s->cap : 64;
-		struct ipvs_service_key *keys = realloc(s->keys, cap * sizeof(*keys));
-
-		if (!keys)
-			return -ENOMEM;
-		s->keys = keys;
-		s->cap = cap;
-	}
+	keys = array_grow(s->keys, &s->cap, s->n, sizeof(*s->keys), 64);
+	if (!keys)
+		return -ENOMEM;
+	s->keys = keys;
 	if (ki_reserve(&s->idx, s->keys, sizeof(*s->keys), s->n, s->n + 1))
 		return -ENOMEM;
 	s->keys[s->n] = *k;
@@ -485,19 +482,15 @@ static int rx_service(void *arg, uint32_t seq, const struct ipvs_service *s)
 {
 	struct rx *rx = arg;
 	struct kview *v = &rx->x->view;
+	struct kservice *svcs;
 
 	/* Firewall-mark services have no address key: never vipd's, nothing to compare. */
 	if (seq != rx->seq || s->fwmark)
 		return 0;
-	if (v->n == v->cap) {
-		size_t cap = v->cap ? 2 * v->cap : 64;
-		struct kservice *svcs = realloc(v->svcs, cap * sizeof(*svcs));
-
-		if (!svcs)
-			return -ENOMEM;
-		v->svcs = svcs;
-		v->cap = cap;
-	}
+	svcs = array_grow(v->svcs, &v->cap, v->n, sizeof(*v->svcs), 64);
+	if (!svcs)
+		return -ENOMEM;
+	v->svcs = svcs;
 	v->svcs[v->n++] = (struct kservice){ .s = *s };
 	return 0;
 }
@@ -506,18 +499,14 @@ static int rx_dest(void *arg, uint32_t seq, const struct ipvs_dest *d)
 {
 	struct rx *rx = arg;
 	struct kservice *ks = rx->ks;
+	struct ipvs_dest *dests;
 
 	if (seq != rx->seq)
 		return 0;
-	if (ks->n_dests == ks->cap_dests) {
-		size_t cap = ks->cap_dests ? 2 * ks->cap_dests : 8;
-		struct ipvs_dest *dests = realloc(ks->dests, cap * sizeof(*dests));
-
-		if (!dests)
-			return -ENOMEM;
-		ks->dests = dests;
-		ks->cap_dests = cap;
-	}
+	dests = array_grow(ks->dests, &ks->cap_dests, ks->n_dests, sizeof(*ks->dests), 8);
+	if (!dests)
+		return -ENOMEM;
+	ks->dests = dests;
 	ks->dests[ks->n_dests++] = *d;
 	return 0;
 }
@@ -839,19 +828,15 @@ out:
 static int want_add(struct ipvs_plane *x, const struct lb *lb)
 {
 	struct ipvs_service_key k;
+	const struct lb **a;
 
 	key_of_lb(lb, &k);
 	if (ks_has(&x->want, &k))
 		return 0; /* the model holds one load balancer per listener */
-	if (x->want.n == x->cap_want_lb) {
-		size_t cap = x->cap_want_lb ? 2 * x->cap_want_lb : 64;
-		const struct lb **a = realloc(x->want_lb, cap * sizeof(*a));
-
-		if (!a)
-			return -ENOMEM;
-		x->want_lb = a;
-		x->cap_want_lb = cap;
-	}
+	a = array_grow(x->want_lb, &x->cap_want_lb, x->want.n, sizeof(*x->want_lb), 64);
+	if (!a)
+		return -ENOMEM;
+	x->want_lb = a;
 	x->want_lb[x->want.n] = lb;
 	return ks_add(&x->want, &k);
 }

@@ -26,7 +26,6 @@ kernel has nftables NAT (adds the fullnat load balancer); VIPD_DEMO_COLOR=1 for 
 Exit status 0 when everything shown worked as described, 1 otherwise (each problem is named).
 """
 import collections
-import ctypes
 import http.client
 import json
 import os
@@ -39,6 +38,10 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests",
+                                "uml"))
+from umltest import setns, sock_in  # noqa: E402  (the tests' namespace helpers)
 
 P = "ud-"
 CLI = P + "cli"
@@ -119,30 +122,6 @@ def wait_for(pred, timeout, step=0.05):
         if v or time.monotonic() > end:
             return v
         time.sleep(step)
-
-
-# ---- namespaces: setns(2) on this thread, always back to ours
-
-libc = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWNET = 0x40000000
-HOME = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-_nsfd = {}
-
-
-def setns(fd):
-    if libc.setns(fd, CLONE_NEWNET):
-        e = ctypes.get_errno()
-        raise OSError(e, f"setns: {os.strerror(e)}")
-
-
-def client_socket():
-    if CLI not in _nsfd:
-        _nsfd[CLI] = os.open(f"/run/netns/{CLI}", os.O_RDONLY)
-    setns(_nsfd[CLI])
-    try:
-        return socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    finally:
-        setns(HOME)
 
 
 def topology():
@@ -267,7 +246,7 @@ def kill_server(name):
 
 def connect(vip, port, timeout=2.0):
     """(socket, backend name, source the backend saw) or (None, "error: ...", None)."""
-    s = client_socket()
+    s = sock_in(CLI)
     s.settimeout(timeout)
     try:
         s.connect((vip, port))

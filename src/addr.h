@@ -25,6 +25,11 @@ bool ip_addr_is_set(const struct ip_addr *a);
 bool ip_addr_equal(const struct ip_addr *a, const struct ip_addr *b);
 /* Total order: IPv4 before IPv6, then by address bytes. */
 int ip_addr_cmp(const struct ip_addr *a, const struct ip_addr *b);
+/* Sorts a in ip_addr_cmp order and drops unset and repeated addresses; returns how many
+ * are left at the front. */
+size_t ip_addr_sort_unique(struct ip_addr *a, size_t n);
+/* Whether a is in set[0..n), as ip_addr_sort_unique left it. */
+bool ip_addr_in_sorted(const struct ip_addr *set, size_t n, const struct ip_addr *a);
 /* Address length in bytes for the family: 4 or 16. */
 size_t ip_addr_len(const struct ip_addr *a);
 

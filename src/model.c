@@ -11,9 +11,13 @@ struct model {
 	size_t n, cap;
 	struct lb **slots; /* open addressing on the uuid; TOMBSTONE marks a removed entry */
 	size_t n_slots, n_used; /* n_used counts live entries and tombstones */
+	uint64_t generation;
 };
 
 static struct lb tombstone_lb;
+/* One sequence for every model, so two models never share a generation: a follower
+ * that is handed another model (a unit test's) sees it as changed. */
+static uint64_t model_generations;
 #define TOMBSTONE (&tombstone_lb)
 
 void health_check_init(struct health_check *hc)
@@ -370,7 +374,11 @@ bool uuid_is_valid(const char *s)
 
 struct model *model_new(void)
 {
-	return calloc(1, sizeof(struct model));
+	struct model *m = calloc(1, sizeof(struct model));
+
+	if (m)
+		m->generation = ++model_generations;
+	return m;
 }
 
 void model_free(struct model *m)
@@ -505,6 +513,7 @@ int model_add(struct model *m, struct lb *lb)
 		m->n_used++;
 	m->slots[s] = lb;
 	m->lbs[m->n++] = lb;
+	m->generation = ++model_generations;
 	return 0;
 }
 
@@ -515,6 +524,7 @@ struct lb *model_take(struct model *m, const char *uuid)
 	if (!lb)
 		return NULL;
 	m->slots[slot_of(m, uuid, false)] = TOMBSTONE;
+	m->generation = ++model_generations;
 	for (size_t i = 0; i < m->n; i++) {
 		if (m->lbs[i] == lb) {
 			memmove(&m->lbs[i], &m->lbs[i + 1], (m->n - i - 1) * sizeof(*m->lbs));
@@ -523,4 +533,14 @@ struct lb *model_take(struct model *m, const char *uuid)
 		}
 	}
 	return lb;
+}
+
+uint64_t model_generation(const struct model *m)
+{
+	return m->generation;
+}
+
+void model_touch(struct model *m)
+{
+	m->generation = ++model_generations;
 }

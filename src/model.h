@@ -162,5 +162,14 @@ bool model_vip_serving(const struct model *m, const struct ip_addr *vip);
 int model_add(struct model *m, struct lb *lb);
 /* Unlinks and returns the load balancer (caller frees), or NULL. */
 struct lb *model_take(struct model *m, const char *uuid);
+/*
+ * A number that changes with every add, take and model_touch, and differs between
+ * models: whoever follows the
+ * configuration (the health checker's probe set) can skip a pass in which it did not
+ * move. Health flips do not touch it; they change no configuration.
+ */
+uint64_t model_generation(const struct model *m);
+/* Records an in-place change of a load balancer's configuration. */
+void model_touch(struct model *m);
 
 #endif

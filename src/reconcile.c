@@ -15,6 +15,10 @@
 /* Long enough to fold a burst of API calls or health flips into one pass, short
  * enough that a route follows an API call well within a second. */
 #define RECONCILE_DEBOUNCE_S 0.02
+/* A pass is followed by at least this many times its own length of other work, so
+ * a stream of changes (an API client creating thousands of load balancers, thousands of
+ * backends flipping) leaves the API and the probes at least two thirds of the loop. */
+#define RECONCILE_REST_FACTOR 2.0
 
 struct reconciler {
 	struct ev_loop *loop;
@@ -24,15 +28,11 @@ struct reconciler {
 	ev_timer debounce;
 	ev_timer periodic;
 	int last_err;
+	double last_end, last_duration; /* of the last pass, monotonic seconds */
 	struct reconcile_stats stats;
 	reconcile_prepare_fn prepare;
 	void *prepare_arg;
 };
-
-static int addr_cmp_qsort(const void *a, const void *b)
-{
-	return ip_addr_cmp(a, b);
-}
 
 size_t reconcile_vips_to_announce(const struct model *m, struct ip_addr **out)
 {
@@ -51,10 +51,7 @@ size_t reconcile_vips_to_announce(const struct model *m, struct ip_addr **out)
 		if (lb_serving(lb))
 			v[n++] = lb->vip;
 	}
-	qsort(v, n, sizeof(*v), addr_cmp_qsort);
-	for (size_t i = 0; i < n; i++)
-		if (w == 0 || !ip_addr_equal(&v[w - 1], &v[i]))
-			v[w++] = v[i];
+	w = ip_addr_sort_unique(v, n);
 	if (!w) {
 		free(v);
 		return 0;
@@ -67,9 +64,8 @@ const double reconcile_duration_bounds_s[RECONCILE_DURATION_BUCKETS] = {
 	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5,
 };
 
-static void record_pass(struct reconcile_stats *st, double t0, int err)
+static void record_pass(struct reconcile_stats *st, double d, int err)
 {
-	double d = monotonic_s() - t0;
 	size_t i = 0;
 
 	while (i < RECONCILE_DURATION_BUCKETS && d > reconcile_duration_bounds_s[i])
@@ -110,7 +106,9 @@ int reconciler_run(struct reconciler *r)
 			log_info("msg=\"reconcile recovered\"");
 	}
 	r->last_err = err;
-	record_pass(&r->stats, t0, err);
+	r->last_end = monotonic_s();
+	r->last_duration = r->last_end - t0;
+	record_pass(&r->stats, r->last_duration, err);
 	log_debug("msg=\"reconciled\" loadbalancers=%zu announced=%zu", model_count(r->model), n);
 	return err;
 }
@@ -161,8 +159,13 @@ void reconciler_stats(const struct reconciler *r, struct reconcile_stats *out)
 
 void reconciler_request(struct reconciler *r)
 {
-	if (!ev_is_active(&r->debounce))
-		ev_timer_start(r->loop, &r->debounce);
+	double rest;
+
+	if (ev_is_active(&r->debounce))
+		return;
+	rest = r->last_end + RECONCILE_REST_FACTOR * r->last_duration - monotonic_s();
+	ev_timer_set(&r->debounce, rest > RECONCILE_DEBOUNCE_S ? rest : RECONCILE_DEBOUNCE_S, 0.);
+	ev_timer_start(r->loop, &r->debounce);
 }
 
 void reconciler_free(struct reconciler *r)

@@ -151,6 +151,7 @@ static int persist_lb(struct store *s, const struct lb *lb, char *err, size_t er
 
 static void committed(struct store *s)
 {
+	model_touch(s->model);
 	if (s->state)
 		state_maybe_compact(s->state, s->model);
 	if (s->changed)
@@ -521,5 +522,6 @@ int store_restore(struct store *s)
 	}
 	if (persisted && s->state)
 		state_maybe_compact(s->state, s->model);
+	model_touch(s->model);
 	return first_err;
 }

@@ -97,14 +97,9 @@ int addrs_parse(const void *msg, size_t len, struct addrs_entry *out)
 	return 0;
 }
 
-static int addr_cmp_qsort(const void *a, const void *b)
-{
-	return ip_addr_cmp(a, b);
-}
-
 static bool wanted(const struct ip_addr *want, size_t n, const struct ip_addr *a)
 {
-	return n && bsearch(a, want, n, sizeof(*want), addr_cmp_qsort) != NULL;
+	return ip_addr_in_sorted(want, n, a);
 }
 
 int addrs_plan(const struct addrs_entry *have, size_t n_have, const struct ip_addr *want,
@@ -377,11 +372,7 @@ int addrs_sync(struct addrs *a, const struct ip_addr *vips, size_t n)
 		if (!want)
 			return -ENOMEM;
 		memcpy(want, vips, n * sizeof(*want));
-		qsort(want, n, sizeof(*want), addr_cmp_qsort);
-		for (size_t i = 0; i < n; i++)
-			if (ip_addr_is_set(&want[i]) &&
-			    (!w || !ip_addr_equal(&want[w - 1], &want[i])))
-				want[w++] = want[i];
+		w = ip_addr_sort_unique(want, n);
 	}
 	/* The wanted set changes first, so the watch ignores the removals made below. */
 	free(a->want);

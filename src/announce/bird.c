@@ -88,11 +88,6 @@ static void bird_flush(struct bird_an *b);
 
 /* --- VIP sets --------------------------------------------------------------------------- */
 
-static int addr_qsort_cmp(const void *x, const void *y)
-{
-	return ip_addr_cmp(x, y);
-}
-
 static int set_assign(struct vip_set *s, const struct ip_addr *v, size_t n)
 {
 	struct ip_addr *copy = NULL;
@@ -103,10 +98,7 @@ static int set_assign(struct vip_set *s, const struct ip_addr *v, size_t n)
 		if (!copy)
 			return -ENOMEM;
 		memcpy(copy, v, n * sizeof(*copy));
-		qsort(copy, n, sizeof(*copy), addr_qsort_cmp);
-		for (size_t i = 0; i < n; i++)
-			if (w == 0 || !ip_addr_equal(&copy[w - 1], &copy[i]))
-				copy[w++] = copy[i];
+		w = ip_addr_sort_unique(copy, n);
 	}
 	free(s->v);
 	s->v = copy;

@@ -15,6 +15,7 @@
 #include "../lb_json.h"
 #include "../log.h"
 #include "../model.h"
+#include "../reconcile.h"
 #include "../util.h"
 #include "metrics.h"
 
@@ -165,21 +166,33 @@ static void fill_backend(struct api_ctx *ctx, const struct lb *lb, const struct 
 
 /* The API view: the object plus what only the running daemon knows (traffic,
  * probe results, drain progress, whether the VIP is announced). */
-static cJSON *lb_view(struct api_ctx *ctx, const struct lb *lb)
+/* The VIPs to announce, worked out once for a whole listing: asking the model per load
+ * balancer walks every load balancer for each one. */
+struct announced_set {
+	struct ip_addr *vips;
+	size_t n;
+};
+
+static bool lb_announced(struct api_ctx *ctx, const struct lb *lb, const struct announced_set *set)
+{
+	if (set)
+		return ip_addr_in_sorted(set->vips, set->n, &lb->vip);
+	/* Another load balancer on the same VIP may keep it announced. */
+	return lb_serving(lb) || model_vip_serving(ctx->store->model, &lb->vip);
+}
+
+/* set: from a listing, or NULL for a single load balancer. */
+static cJSON *lb_view(struct api_ctx *ctx, const struct lb *lb, const struct announced_set *set)
 {
 	cJSON *j = lb_to_json(lb, LB_VIEW_API), *arr;
 	struct dataplane *dp = ctx->dataplane;
 	struct dataplane_stats st;
 	double now = monotonic_s();
-	bool announced;
 
 	if (!j)
 		return NULL;
-	announced = lb_serving(lb) ||
-		    (model_vip_users(ctx->store->model, &lb->vip) > 1 &&
-		     model_vip_serving(ctx->store->model, &lb->vip));
 	cJSON_AddNumberToObject(j, "healthy_backends", (double)lb_usable_backends(lb));
-	cJSON_AddBoolToObject(j, "announced", announced);
+	cJSON_AddBoolToObject(j, "announced", lb_announced(ctx, lb, set));
 	if (lb->status == LB_STATUS_PENDING) {
 		const struct vip_source *src = ctx->store->vips;
 		const char *why = src && src->ops->pending_reason
@@ -239,16 +252,19 @@ static bool buf_add(char **buf, size_t *len, size_t *cap, const char *text)
 static bool add_lb_views(struct api_ctx *ctx, char **buf, size_t *len, size_t *cap)
 {
 	struct model *m = ctx->store->model;
+	struct announced_set set;
 	bool ok = true;
 
+	set.n = reconcile_vips_to_announce(m, &set.vips);
 	for (size_t i = 0; ok && i < model_count(m); i++) {
-		cJSON *j = lb_view(ctx, model_at(m, i));
+		cJSON *j = lb_view(ctx, model_at(m, i), &set);
 		char *text = j ? cJSON_PrintUnformatted(j) : NULL;
 
 		cJSON_Delete(j);
 		ok = text && (i == 0 || buf_add(buf, len, cap, ",")) && buf_add(buf, len, cap, text);
 		free(text);
 	}
+	free(set.vips);
 	return ok;
 }
 
@@ -291,7 +307,7 @@ static void create_lb(struct api_ctx *ctx, const struct api_request *req,
 		respond_store_error(resp, r, err);
 		return;
 	}
-	respond_json(resp, 201, lb_view(ctx, model_find(ctx->store->model, uuid)));
+	respond_json(resp, 201, lb_view(ctx, model_find(ctx->store->model, uuid), NULL));
 }
 
 static void delete_lb(struct api_ctx *ctx, const char *uuid, struct api_response *resp)
@@ -642,7 +658,7 @@ void api_handle(struct api_ctx *ctx, const struct api_request *req, struct api_r
 		if (is(req->method, "GET")) {
 			lb = find_lb(ctx, seg[1], resp);
 			if (lb)
-				respond_json(resp, 200, lb_view(ctx, lb));
+				respond_json(resp, 200, lb_view(ctx, lb, NULL));
 		} else if (is(req->method, "DELETE")) {
 			if (find_lb(ctx, seg[1], resp))
 				delete_lb(ctx, seg[1], resp);

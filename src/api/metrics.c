@@ -55,11 +55,6 @@ static int collect_lb(const struct api_ctx *ctx, const struct lb *lb, struct met
 	return 0;
 }
 
-static int addr_cmp_qsort(const void *a, const void *b)
-{
-	return ip_addr_cmp(a, b);
-}
-
 /* Every VIP once; announced when it is in the set the reconciler hands the announcer. */
 static int collect_vips(const struct model *m, struct metrics_snapshot *out)
 {
@@ -72,9 +67,8 @@ static int collect_vips(const struct model *m, struct metrics_snapshot *out)
 	if (!all)
 		return -ENOMEM;
 	for (size_t i = 0; i < total; i++)
-		if (ip_addr_is_set(&model_at(m, i)->vip))
-			all[n++] = model_at(m, i)->vip;
-	qsort(all, n, sizeof(*all), addr_cmp_qsort);
+		all[i] = model_at(m, i)->vip;
+	n = ip_addr_sort_unique(all, total);
 	out->vips = n ? calloc(n, sizeof(*out->vips)) : NULL;
 	if (n && !out->vips) {
 		free(all);
@@ -82,13 +76,10 @@ static int collect_vips(const struct model *m, struct metrics_snapshot *out)
 	}
 	n_ann = reconcile_vips_to_announce(m, &ann);
 	for (size_t i = 0; i < n; i++) {
-		struct metrics_vip *v;
+		struct metrics_vip *v = &out->vips[out->n_vips++];
 
-		if (i && ip_addr_equal(&all[i - 1], &all[i]))
-			continue;
-		v = &out->vips[out->n_vips++];
 		ip_addr_str(&all[i], v->addr);
-		v->announced = n_ann && bsearch(&all[i], ann, n_ann, sizeof(*ann), addr_cmp_qsort);
+		v->announced = ip_addr_in_sorted(ann, n_ann, &all[i]);
 	}
 	free(ann);
 	free(all);

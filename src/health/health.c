@@ -42,6 +42,7 @@ struct health_checker {
 	size_t n_targets;
 	struct hc_queue *ticks, *deadlines;
 	double sync_now;                /* the loop's time at the current sync */
+	uint64_t synced_generation;     /* of the model at the last complete sync; 0: none */
 	SSL_CTX *ssl_ctx;
 	struct tcp_pool tcp;
 };
@@ -665,6 +666,10 @@ int health_sync(struct health_checker *hc, const struct model *m)
 {
 	int rc = 0;
 
+	/* Health flips ask for reconcile passes too; they leave the probe set as it is, and
+	 * walking 20,000 targets on every one of them kept the loop busy for seconds. */
+	if (hc->synced_generation && hc->synced_generation == model_generation(m))
+		return 0;
 	/* First probes are spread from now: a clock left stale by a long start-up would
 	 * make them all due at once. */
 	ev_now_update(hc->loop);
@@ -696,6 +701,7 @@ int health_sync(struct health_checker *hc, const struct model *m)
 			hc->n_targets--;
 		}
 	}
+	hc->synced_generation = rc ? 0 : model_generation(m);
 	return rc;
 }
 

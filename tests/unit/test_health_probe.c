@@ -471,6 +471,20 @@ static void test_probes(void **state)
 		assert_int_equal(health_status(checker, gone_lb, gone_be, &st), -ENOENT);
 	}
 
+	/* A sync in which the model's generation did not move leaves the probe set alone
+	 * (health flips ask for passes too); model_touch makes an in-place edit seen. */
+	{
+		size_t n0 = health_count(checker);
+
+		l_udp->hc.udp_expect[0] = 'x';
+		assert_int_equal(health_sync(checker, m), 0);
+		assert_int_equal(status_of(l_udp).state, BACKEND_HEALTH_UP);
+		model_touch(m);
+		assert_int_equal(health_sync(checker, m), 0);
+		assert_int_equal(status_of(l_udp).state, BACKEND_HEALTH_UNKNOWN);
+		assert_int_equal(health_count(checker), n0);
+	}
+
 	health_free(checker);
 	checker = NULL;
 	model_free(m);

@@ -176,6 +176,66 @@ static void test_model_index(void **st)
 	model_free(m);
 }
 
+/* The generation moves with every change of the set and with model_touch, not with
+ * lookups, and two models never share one. */
+static void test_model_generation(void **st)
+{
+	struct model *a = model_new(), *b = model_new();
+	struct lb *lb = make_lb("10.0.0.1", 80);
+	uint64_t g = model_generation(a);
+	char uuid[UUID_STR_LEN];
+
+	(void)st;
+	assert_int_not_equal(g, model_generation(b));
+	memcpy(uuid, lb->uuid, UUID_STR_LEN);
+	assert_int_equal(model_add(a, lb), 0);
+	assert_int_not_equal(model_generation(a), g);
+	g = model_generation(a);
+	assert_non_null(model_find(a, uuid));
+	assert_int_equal(model_vip_users(a, &lb->vip), 1);
+	assert_int_equal(model_generation(a), g);
+	model_touch(a);
+	assert_int_not_equal(model_generation(a), g);
+	g = model_generation(a);
+	lb = make_lb("10.0.0.2", 80);
+	assert_int_equal(model_add(a, lb), 0);
+	assert_int_equal(model_add(a, lb), -EEXIST);
+	g = model_generation(a);
+	lb_free(model_take(a, uuid));
+	assert_int_not_equal(model_generation(a), g);
+	g = model_generation(a);
+	assert_null(model_take(a, uuid));
+	assert_int_equal(model_generation(a), g);
+	model_free(a);
+	model_free(b);
+}
+
+static void test_addr_sort_unique(void **st)
+{
+	const char *in[] = { "10.0.0.2", "::1", "10.0.0.1", "10.0.0.2", "", "10.0.0.1", "::1",
+			     "192.168.0.1" };
+	const char *want[] = { "10.0.0.1", "10.0.0.2", "192.168.0.1", "::1" };
+	struct ip_addr a[8], probe;
+	char buf[IP_ADDR_STRLEN];
+	size_t n;
+
+	(void)st;
+	memset(a, 0, sizeof(a));
+	for (size_t i = 0; i < 8; i++)
+		if (in[i][0])
+			assert_int_equal(ip_addr_parse(in[i], &a[i]), 0);
+	n = ip_addr_sort_unique(a, 8);
+	assert_int_equal(n, 4);
+	for (size_t i = 0; i < n; i++) {
+		assert_string_equal(ip_addr_str(&a[i], buf), want[i]);
+		assert_true(ip_addr_in_sorted(a, n, &a[i]));
+	}
+	assert_int_equal(ip_addr_parse("10.0.0.3", &probe), 0);
+	assert_false(ip_addr_in_sorted(a, n, &probe));
+	assert_false(ip_addr_in_sorted(a, 0, &a[0]));
+	assert_int_equal(ip_addr_sort_unique(a, 0), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -184,6 +244,8 @@ int main(void)
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_backends),
 		cmocka_unit_test(test_model_index),
+		cmocka_unit_test(test_model_generation),
+		cmocka_unit_test(test_addr_sort_unique),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,6 +12,7 @@
 #include <ev.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "announce/announcer.h"
 #include "dataplane/dataplane.h"
@@ -108,6 +109,7 @@ struct rec_plane {
 	struct dataplane dp;
 	int syncs;
 	uint32_t weight0; /* effective weight of the first backend at the last sync */
+	useconds_t busy_us; /* how long each sync takes */
 };
 
 static int rec_dp_sync(struct dataplane *dp, const struct model *m)
@@ -116,6 +118,8 @@ static int rec_dp_sync(struct dataplane *dp, const struct model *m)
 	struct lb *lb = model_at(m, 0);
 
 	p->syncs++;
+	if (p->busy_us)
+		usleep(p->busy_us);
 	p->weight0 = lb && lb->n_backends ? backend_effective_weight(lb, &lb->backends[0]) : 0;
 	return 0;
 }
@@ -228,12 +232,45 @@ static void test_reconciler_follows_health(void **st)
 	ev_loop_destroy(loop);
 }
 
+/* After a long pass the next one waits twice its length: a stream of requests cannot
+ * keep the loop in passes. A short pass keeps the short debounce. */
+static void test_reconciler_rests(void **st)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct rec_plane dp = { .dp = { &rec_dp_ops }, .busy_us = 80000 };
+	struct rec_announcer an = { .an = { &rec_an_ops } };
+	struct model *m = model_new();
+	struct reconciler *r;
+
+	(void)st;
+	assert_int_equal(model_add(m, make_lb("192.0.2.1", 80, 1)), 0);
+	r = reconciler_new(loop, m, &dp.dp, &an.an, 3600.);
+	assert_non_null(r);
+	assert_int_equal(reconciler_run(r), 0);
+	reconciler_request(r);
+	spin(loop); /* 0.1 s: inside the 0.16 s rest */
+	assert_int_equal(dp.syncs, 1);
+	spin(loop);
+	assert_int_equal(dp.syncs, 2);
+
+	dp.busy_us = 0;
+	assert_int_equal(reconciler_run(r), 0);
+	reconciler_request(r);
+	spin(loop);
+	assert_int_equal(dp.syncs, 4);
+
+	reconciler_free(r);
+	model_free(m);
+	ev_loop_destroy(loop);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_serving_rule),
 		cmocka_unit_test(test_vips_to_announce),
 		cmocka_unit_test(test_reconciler_follows_health),
+		cmocka_unit_test(test_reconciler_rests),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

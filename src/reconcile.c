@@ -15,9 +15,11 @@
 /* Long enough to fold a burst of API calls or health flips into one pass, short
  * enough that a route follows an API call well within a second. */
 #define RECONCILE_DEBOUNCE_S 0.02
-/* A pass is followed by at least this many times its own length of other work, so
- * a stream of changes (an API client creating thousands of load balancers, thousands of
- * backends flipping) leaves the API and the probes at least two thirds of the loop. */
+/* A pass is followed by at least this many times the CPU time it used, so a stream of
+ * changes (an API client creating thousands of load balancers, thousands of backends
+ * flipping) leaves the API and the probes at least two thirds of the loop. CPU time, not
+ * wall time: a pass that waited on the disk did not hold the loop for anyone else, and
+ * a health flip must not wait behind an fsync for its backend to leave the plane. */
 #define RECONCILE_REST_FACTOR 2.0
 
 struct reconciler {
@@ -28,7 +30,8 @@ struct reconciler {
 	ev_timer debounce;
 	ev_timer periodic;
 	int last_err;
-	double last_end, last_duration; /* of the last pass, monotonic seconds */
+	double last_end;                /* of the last pass, monotonic seconds */
+	double last_cpu;                /* CPU seconds the last pass used */
 	struct reconcile_stats stats;
 	reconcile_prepare_fn prepare;
 	void *prepare_arg;
@@ -83,9 +86,17 @@ static void record_pass(struct reconcile_stats *st, double d, int err)
 	}
 }
 
+static double cpu_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 int reconciler_run(struct reconciler *r)
 {
-	double t0 = monotonic_s();
+	double t0 = monotonic_s(), cpu0 = cpu_s();
 	struct ip_addr *vips;
 	size_t n;
 	int err, aerr;
@@ -107,8 +118,8 @@ int reconciler_run(struct reconciler *r)
 	}
 	r->last_err = err;
 	r->last_end = monotonic_s();
-	r->last_duration = r->last_end - t0;
-	record_pass(&r->stats, r->last_duration, err);
+	r->last_cpu = cpu_s() - cpu0;
+	record_pass(&r->stats, r->last_end - t0, err);
 	log_debug("msg=\"reconciled\" loadbalancers=%zu announced=%zu", model_count(r->model), n);
 	return err;
 }
@@ -163,7 +174,7 @@ void reconciler_request(struct reconciler *r)
 
 	if (ev_is_active(&r->debounce))
 		return;
-	rest = r->last_end + RECONCILE_REST_FACTOR * r->last_duration - monotonic_s();
+	rest = r->last_end + RECONCILE_REST_FACTOR * r->last_cpu - monotonic_s();
 	ev_timer_set(&r->debounce, rest > RECONCILE_DEBOUNCE_S ? rest : RECONCILE_DEBOUNCE_S, 0.);
 	ev_timer_start(r->loop, &r->debounce);
 }

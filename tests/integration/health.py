@@ -28,7 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True  # importing bgp.py must leave nothing in the tree
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, HERE)
-from vipdtest import SRCDIR, VIPD, Vipd, done, ok, tmpdir  # noqa: E402
+from vipdtest import SRCDIR, VIPD, Vipd, done, ok, tmpdir, wait_for_api  # noqa: E402
 from netns import build_xdp_pass  # noqa: E402
 from bgp import TIMERS, Bird, wait_for  # noqa: E402
 import health_topo as ht  # noqa: E402
@@ -381,8 +381,10 @@ class Run:
         time.sleep(0.2)
         t_kill = time.time()
         self.topo.kill_server(a)
-        t = wait_for(lambda: health(v, self.lb1, a.ip) == "down", 5, 0.01)
+        t, before = wait_for_api(v.request, lambda: health(v, self.lb1, a.ip) == "down", 5, 0.01)
         t_down = time.time()
+        # The API says "down" at once; the XDP maps follow on the next reconcile pass.
+        synced = v.wait_reconciled(before=before)
         ham.stop.set()
         ham.join(5)
         bk = backend(v.lb(self.lb1), a.ip)
@@ -397,10 +399,11 @@ class Run:
         c0 = conns(v, self.lb1, a.ip)
         counts, errors = load(self.topo.client, VIP1, 200)
         c1 = conns(v, self.lb1, a.ip)
-        ok(counts == {"b2": 200} and not errors and c0 is not None and c1 == c0,
-           f"from then on 200 new client connections all succeed and all land on b2 "
-           f"(b1's stats.connections stays at {c0})",
-           f"{counts} errors {errors[:5]}; b1 connections {c0} -> {c1}")
+        ok(synced and counts == {"b2": 200} and not errors and c0 is not None and c1 == c0,
+           f"from then on (a reconcile pass later) 200 new client connections all succeed and "
+           f"all land on b2 (b1's stats.connections stays at {c0})",
+           f"{counts} errors {errors[:5]}; b1 connections {c0} -> {c1}; reconcile pass seen "
+           f"{synced}")
         lb = v.lb(self.lb1)
         ok(lb.get("healthy_backends") == 1 and lb.get("announced") is True and
            self.rw.has(VIP1),
@@ -458,11 +461,11 @@ class Run:
     def restore_b(self):
         b = self.b["b2"]
         self.blackhole(b, False)
-        t = wait_for(lambda: self.all_up(self.v, self.lb1) and self.all_up(self.v, self.lb2),
-                     5, 0.02)
-        ok(t is not None and self.rw.has(VIP2),
-           f"b2 unblocked: both backends \"up\" again ({ms(t)}), {VIP2} routed again",
-           self.v.lb(self.lb1))
+        t = wait_for(lambda: self.all_up(self.v, self.lb1) and self.all_up(self.v, self.lb2)
+                     and self.rw.has(VIP2), 10, 0.02)
+        ok(t is not None,
+           f"b2 unblocked: both backends \"up\" again and {VIP2} routed again ({ms(t)})",
+           f"{self.v.lb(self.lb1)}\nrouter routes {self.rw.routes()}")
 
     # --- 5: drain during a long download --------------------------------------------------
 
@@ -479,6 +482,7 @@ class Run:
         bx = backend(v.lb(self.lb1), self.ip[x])
         time.sleep(0.3)
         path = f"/loadbalancer/{self.lb1}/backend/{bx.get('uuid')}"
+        before = v.reconcile_runs()
         st, resp = v.api("POST", path + "/drain")
         seen = []  # (time, state, active_connections)
 
@@ -487,7 +491,7 @@ class Run:
             seen.append((time.time(), b.get("state"),
                          (b.get("stats") or {}).get("active_connections")))
         sample()
-        time.sleep(0.1)
+        synced = v.wait_reconciled(before=before)  # the maps follow on the next pass
         counts, errors = load(self.topo.client, VIP1, 100)
         while dl.is_alive() and len(seen) < 200:
             sample()
@@ -496,9 +500,9 @@ class Run:
         ok(st == 200 and dl.bytes == DOWNLOAD_BYTES and dl.error is None and not dl.is_alive(),
            f"{x} drained during a {DOWNLOAD_BYTES / 1e6:.0f} MB download it serves: the download "
            f"completes with all bytes ({dl.bytes})", f"drain: {st} {resp}; error {dl.error}")
-        ok(counts == {y: 100} and not errors,
+        ok(synced and counts == {y: 100} and not errors,
            f"100 new connections during the drain all go to {y} ({counts})",
-           f"{counts} {errors[:5]}")
+           f"{counts} {errors[:5]}; reconcile pass seen {synced}")
         running = [(state, n) for t, state, n in seen if dl.eof is None or t < dl.eof]
         active = [n for _, n in running]
         figure(f"drained backend while the download ran: {len(running)} samples, states "
@@ -514,11 +518,13 @@ class Run:
            Lazy(lambda: f"{backend(v.lb(self.lb1), self.ip[x])}\nthe download's client port "
                 f"{dl.port}; open flows (client port, backend id, idle s): "
                 f"{open_flows(self.pin_dir)}"))
+        before = v.reconcile_runs()
         st, resp = v.api("POST", path + "/undrain")
-        time.sleep(0.1)
+        synced = v.wait_reconciled(before=before)
         counts, errors = load(self.topo.client, VIP1, 60)
-        ok(st == 200 and counts.get(x, 0) > 0 and not errors,
-           f"undrained: new connections reach {x} again ({counts})", f"{st} {resp} {errors[:5]}")
+        ok(st == 200 and synced and counts.get(x, 0) > 0 and not errors,
+           f"undrained: new connections reach {x} again ({counts})",
+           f"{st} {resp} {errors[:5]}; reconcile pass seen {synced}")
 
     # --- 7: min_healthy 2 -----------------------------------------------------------------
 

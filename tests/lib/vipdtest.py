@@ -101,6 +101,65 @@ def api_request(conn, method, path, body=None, headers=None, close=True):
             conn.close()
 
 
+def reconcile_runs(request):
+    """reconcile.runs from GET /status through request(method, path) -> (status, JSON), or
+    None when vipd does not say (no answer, an error, no reconciler)."""
+    try:
+        st, j = request("GET", "/status")
+    except (OSError, http.client.HTTPException):
+        return None
+    runs = (j.get("reconcile") or {}).get("runs") if st == 200 and isinstance(j, dict) else None
+    return runs if isinstance(runs, (int, float)) and not isinstance(runs, bool) else None
+
+
+def wait_reconciled(request, timeout=5.0, before=None, grace=1.5, step=0.01):
+    """Waits until the data plane (XDP maps or IPVS) follows what the API said before this
+    call: True once it does, False when it cannot be told within timeout seconds.
+    request(method, path) -> (status, JSON), as Vipd.request or a test's own api().
+
+    vipd's loop is single-threaded: a pass that completes after a GET /status answer started
+    after it, so it brought the kernel in line with everything that answer and any earlier
+    one reflected. So: read reconcile.runs now, poll until it grows. A pass follows every API
+    change and every health flip, debounced 20 ms (longer after a CPU-heavy pass), but it may
+    have completed already, between the change and the first read here; then none follows.
+    before tells the two apart: reconcile.runs read before the change (reconcile_runs just
+    before the API call, or as wait_for_api returns it). If no pass completed since then, the
+    one the change asked for is still to come and is waited for (up to timeout; False if it
+    never comes). Otherwise (or without before) one that came already may have covered the
+    change: a pass within grace seconds settles it, and none in that time means it did (the
+    one the change asked for would have come by then)."""
+    deadline = time.monotonic() + timeout
+    r0 = reconcile_runs(request)
+    owed = before is not None and r0 is not None and r0 <= before
+    limit = deadline if owed else min(deadline, time.monotonic() + grace)
+    while True:
+        time.sleep(step)
+        r = reconcile_runs(request)
+        if r0 is None:  # no answer yet: this one is the first after the change
+            r0 = r
+        elif r is not None and r > r0:
+            return True
+        if time.monotonic() > limit:
+            return r0 is not None and not owed
+
+
+def wait_for_api(request, cond, timeout=5.0, step=0.01):
+    """Polls cond() (the API showing a change the test did not make through it, such as a
+    health flip) until it holds: (seconds it took or None after timeout, reconcile.runs read
+    just before the last look that did not show it yet, for wait_reconciled's before; None
+    when the first look showed it)."""
+    t0 = time.monotonic()
+    before = None
+    while True:
+        r = reconcile_runs(request)
+        if cond():
+            return time.monotonic() - t0, before
+        before = r
+        if time.monotonic() - t0 > timeout:
+            return None, before
+        time.sleep(step)
+
+
 def stop_process(proc, sig=signal.SIGTERM, timeout=20):
     """Signals proc (a Popen this test started) and waits: its exit status, or None when it had
     to be killed after timeout seconds."""
@@ -164,6 +223,14 @@ class Vipd:
     def request(self, method, path, body=None, headers=None, conn=None):
         """Returns (status, parsed JSON or raw text)."""
         return api_request(conn or self.conn(), method, path, body, headers, close=conn is None)
+
+    def reconcile_runs(self):
+        """GET /status's reconcile.runs, or None."""
+        return reconcile_runs(self.request)
+
+    def wait_reconciled(self, timeout=5.0, before=None):
+        """True once the data plane follows what the API said (see wait_reconciled)."""
+        return wait_reconciled(self.request, timeout, before)
 
 
 def run(argv, **kw):

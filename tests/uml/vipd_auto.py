@@ -68,6 +68,12 @@ def ipvs_services():
         return [l.split()[:2] for l in f.read().splitlines()[3:] if l.startswith(("TCP", "UDP"))]
 
 
+def ipvs_dests():
+    """[[address:port, forwarding]] of the destinations in /proc/net/ip_vs (hex, as there)."""
+    with open("/proc/net/ip_vs") as f:
+        return [l.split()[1:3] for l in f.read().splitlines()[3:] if l.split()[:1] == ["->"]]
+
+
 def xdp_flag(dev):
     """How `ip link show` flags dev: "xdp" (native), "xdpgeneric", or None."""
     rc, out = run("ip", "link", "show", "dev", dev)
@@ -146,9 +152,10 @@ def main():
        "accept_local untouched",
        f"xdp {xdp_flag(DUM)}; pins {os.path.exists(PIN)}; accept_local {accept_local}")
     st, lb = create_lb()
-    ok(st == 201 and wait_for(lambda: ipvs_services() == [["TCP", "0A00000A:0050"]], 5),
-       "1. a nat load balancer made through the API is an IPVS service", f"{st} {lb} "
-       f"{ipvs_services()}")
+    ok(st == 201 and wait_for(lambda: ipvs_services() == [["TCP", "0A00000A:0050"]] and
+                              ipvs_dests() == [["0A00020B:1F90", "Masq"]], 5),
+       "1. a nat load balancer made through the API is an IPVS service with its backend "
+       "as a Masq destination", f"{st} {lb} {ipvs_services()} {ipvs_dests()}")
     got = Client(CLI).tcp_many(VIP, VIP_PORT, 10)
     ok(all(g == "be 10.0.1.2" for g in got),
        "1. 10 connections from the client namespace reach the backend through IPVS",

@@ -162,6 +162,13 @@ def ipvs_has(*svcs):
     return all(any(r.startswith(f"-A {s} ") for r in rules) for s in svcs)
 
 
+def ipvs_dests(*lines):
+    """Every one of these destination rules ("-a -t VIP:PORT -r ADDR:PORT -m -w 1") is in
+    ipvsadm -Sn (and so its service)."""
+    rules = ipvsadm_rules()
+    return all(l in rules for l in lines)
+
+
 def ipvs_lacks(*svcs):
     rules = ipvsadm_rules()
     return not any(r.startswith(f"-A {s} ") for s in svcs for r in rules)
@@ -210,7 +217,8 @@ def main():
                      "scheduler": "rr", "forwarding": "nat", "backends": bes(BE_TCP)})
     if not natweb:
         return
-    ok(wait_for(lambda: ipvs_has(f"-t {NAT_VIP}:80"), 5) and nft_table() is None,
+    ok(wait_for(lambda: ipvs_dests(*[f"-a -t {NAT_VIP}:80 -r {BE[n][0]}:{BE_TCP} -m -w 1"
+                                     for n in BE]), 5) and nft_table() is None,
        "2. the nat load balancer is in IPVS and gets no SNAT table", "\n".join(ipvsadm_rules()))
     got = tcp_many(NAT_VIP, 80, 6, ROUTED)
     ok(all_from(got, ROUTED) and count(got, "be1") and count(got, "be2"),
@@ -229,7 +237,8 @@ def main():
         return
     t = time.monotonic()
     have = wait_for(lambda: nft_table() == {"fullnat4": [E_WEB], "fullnat6": []} and
-                    ipvs_has(f"-t {VIP}:80"), 5)
+                    ipvs_dests(*[f"-a -t {VIP}:80 -r {BE[n][0]}:{BE_TCP} -m -w 1"
+                                 for n in BE]), 5)
     note(f"table and IPVS service {time.monotonic() - t:.2f}s after the API call")
     ok(have, "3. nft list table inet vipd: fullnat4 holds 10.0.0.10 . tcp . 80, nothing else",
        f"{nft_table()}\n{nft_text('inet', 'vipd')}")
@@ -268,7 +277,9 @@ def main():
     if not (dns and web6):
         return
     want = {"fullnat4": sorted([E_WEB, E_DNS]), "fullnat6": [E_WEB6]}
-    ok(wait_for(lambda: nft_table() == want and ipvs_has(f"-u {VIP}:53", f"-t [{VIP6}]:80"), 5),
+    ok(wait_for(lambda: nft_table() == want and ipvs_dests(
+        *[f"-a -u {VIP}:53 -r {BE[n][0]}:{BE_UDP} -m -w 1" for n in BE],
+        *[f"-a -t [{VIP6}]:80 -r [{BE[n][1]}]:{BE_TCP} -m -w 1" for n in BE]), 5),
        "4. the table holds exactly the 3 fullnat services (udp and IPv6 added)",
        f"{nft_table()}\n" + "\n".join(ipvsadm_rules()))
     echo = talk(hold, "after-rewrite") if hold else "ERR none held"

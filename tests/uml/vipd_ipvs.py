@@ -244,7 +244,8 @@ def main():
     if not (web and dns and dsr):
         return
     t = time.monotonic()
-    wait_for(lambda: len(proc_ipvs()) == 5, 5)
+    # every service and destination, not just the services: a pass adds them one by one
+    wait_for(lambda: len(proc_ipvs()) == 5 and ipvsadm_rules() == ALL_RULES, 5, 0.1)
     note(f"services in IPVS {time.monotonic() - t:.2f}s after the API calls")
     rules = ipvsadm_rules()
     ok(rules == ALL_RULES, "2. ipvsadm -Sn: wrr service with 2 Masq destinations weighted "

@@ -2,11 +2,11 @@
  * Equinix Metal elastic IPs on the loop; see metal.h.
  *
  * Every piece of work that talks to the API is a job: the start-up (one), one per load
- * balancer waiting for an address, one per reservation being released. A job has at most one
- * request in flight and one retry timer; its step says what it does next. Jobs never block
- * and never call back into the store while they are half-way through their bookkeeping: a
- * job leaves the list before on_result runs, since the store may release or cancel from
- * inside it.
+ * balancer waiting for an address, one per reservation being released, and at most one
+ * reading the BGP neighbours again. A job has at most one request in flight and one retry
+ * timer; its step says what it does next. Jobs never block and never call back into the store
+ * while they are half-way through their bookkeeping: a job leaves the list before on_result
+ * runs, since the store may release or cancel from inside it.
  */
 #include "metal.h"
 
@@ -43,14 +43,18 @@
 #define MAX_PAGES 1000		/* of one listing: a next link that never ends is a bug */
 #define PER_PAGE "250"
 #define STATE_FILE_MAX (4u << 20)
+/* Equinix changes a device's neighbours when BGP is enabled for it after vipd started, or a
+ * session's settings (password, peers): they are read again this often, and on SIGHUP. */
+#define NEIGHBORS_REFRESH_S 300
 
-enum job_kind { JOB_START, JOB_RESERVE, JOB_RELEASE };
+enum job_kind { JOB_START, JOB_RESERVE, JOB_RELEASE, JOB_REFRESH };
 
 enum job_step {
 	S_METADATA,	  /* start: the metadata document, for the device id */
 	S_DEVICES,	  /* start: the project's devices, for the one named like this host */
-	S_NEIGHBORS,	  /* start: the device's BGP neighbours */
-	S_ROUTE_METADATA, /* start: the metadata again, for the gateways multihop peers need */
+	S_NEIGHBORS,	  /* start, refresh: the device's BGP neighbours */
+	S_ROUTE_METADATA, /* start, refresh: the metadata again, for the gateways multihop
+			   * peers need */
 	S_LIST,		  /* start, reserve: every page of the project's reservations */
 	S_WAIT,		  /* reserve: until the start-up has listed */
 	S_POST,		  /* reserve: ask for an address */
@@ -91,6 +95,8 @@ struct metal {
 	bool keep_ips;
 	bool listed; /* the start-up has matched the record against the API */
 	bool dead;   /* fatal: nothing more is sent */
+	/* The start-up has read the neighbours once: from then on a refresh may read them. */
+	bool neighbors_read;
 	uint32_t timeout_ms;
 	const struct model *model;
 	void (*peers_changed)(void *arg);
@@ -103,6 +109,9 @@ struct metal {
 	struct metal_metadata meta;
 	bool have_meta;
 	struct metal_bgp bgp;
+	char *peers_text; /* what BIRD's peer file last got from vipd; NULL: nothing yet */
+	size_t peers_len;
+	ev_timer refresh_timer;
 	struct metal_peer_route routes[MAX_PEER_ROUTES]; /* installed by us */
 	size_t n_routes;
 	struct metal_stats stats;
@@ -317,16 +326,45 @@ static int route_change(int type, unsigned flags, const struct metal_peer_route 
 	return ((const struct nlmsgerr *)NLMSG_DATA(nh))->error;
 }
 
-/*
- * The routes a previous run left (same protocol) are replaced; a route to the peer that
- * someone else made stays, and is not ours to remove.
- */
-static void routes_install(struct metal *m, const struct metal_peer_route *rt, size_t n)
+static bool route_in(const struct metal_peer_route *rt, size_t n,
+		     const struct metal_peer_route *r)
 {
+	for (size_t i = 0; i < n; i++)
+		if (ip_addr_equal(&rt[i].dst, &r->dst) && ip_addr_equal(&rt[i].via, &r->via))
+			return true;
+	return false;
+}
+
+/*
+ * Brings vipd's host routes in line with rt: those of ours rt no longer has (or has through
+ * another gateway) go, the new ones come. The routes a previous run left (same protocol) are
+ * replaced; a route to the peer that someone else made stays, and is not ours to remove.
+ */
+static void routes_sync(struct metal *m, const struct metal_peer_route *rt, size_t n)
+{
+	for (size_t i = m->n_routes; i-- > 0;) {
+		char dst[IP_ADDR_STRLEN];
+		int err;
+
+		if (route_in(rt, n, &m->routes[i]))
+			continue;
+		ip_addr_str(&m->routes[i].dst, dst);
+		err = route_change(RTM_DELROUTE, 0, &m->routes[i]);
+		if (err && err != -ESRCH)
+			log_warn("msg=\"cannot remove the host route to a BGP peer\" peer=%s "
+				 "err=\"%s\"", dst, strerror(-err));
+		else
+			log_info("msg=\"host route to a BGP peer removed\" peer=%s", dst);
+		memmove(&m->routes[i], &m->routes[i + 1],
+			(m->n_routes - i - 1) * sizeof(*m->routes));
+		m->n_routes--;
+	}
 	for (size_t i = 0; i < n; i++) {
 		char dst[IP_ADDR_STRLEN], via[IP_ADDR_STRLEN];
 		int err;
 
+		if (route_in(m->routes, m->n_routes, &rt[i]))
+			continue;
 		ip_addr_str(&rt[i].dst, dst);
 		ip_addr_str(&rt[i].via, via);
 		/* The kernel matches the protocol on delete: only our own old route goes. */
@@ -444,6 +482,7 @@ static void metal_die(struct metal *m, int err)
 	if (m->dead)
 		return;
 	m->dead = true;
+	ev_timer_stop(m->loop, &m->refresh_timer);
 	for (struct job *j = m->jobs; j; j = j->next) {
 		if (j->call)
 			http_cancel(j->call);
@@ -629,7 +668,8 @@ static void start_list(struct job *j)
 	job_soon(j, 0);
 }
 
-/* The host routes the multihop neighbours need, from the metadata's gateways. */
+/* vipd's host routes brought in line with what the multihop neighbours need, from the
+ * metadata's gateways. */
 static void peer_routes_apply(struct metal *m)
 {
 	struct metal_peer_route rt[MAX_PEER_ROUTES];
@@ -641,12 +681,13 @@ static void peer_routes_apply(struct metal *m)
 		log_warn("msg=\"cannot tell the host routes to the multihop BGP peers; add them "
 			 "yourself\" err=\"%s\"", why);
 	else
-		routes_install(m, rt, n);
+		routes_sync(m, rt, n);
 }
 
 static void on_metadata(struct job *j, const struct http_response *r)
 {
 	struct metal *m = j->m;
+	struct metal_metadata meta;
 	char err[256] = "";
 	int rc = -EIO;
 
@@ -655,8 +696,11 @@ static void on_metadata(struct job *j, const struct http_response *r)
 	else if (r->status != 200)
 		snprintf(err, sizeof(err), "HTTP %ld", r->status);
 	else
-		rc = metal_metadata_parse(r->body, r->body_len, &m->meta, err, sizeof(err));
+		rc = metal_metadata_parse(r->body, r->body_len, &meta, err, sizeof(err));
 	if (!rc) {
+		/* A refresh may have read it too while the start-up was asking. */
+		metal_metadata_free(&m->meta);
+		m->meta = meta;
 		m->have_meta = true;
 		if (!m->device[0])
 			snprintf(m->device, sizeof(m->device), "%s", m->meta.id);
@@ -668,7 +712,10 @@ static void on_metadata(struct job *j, const struct http_response *r)
 				 m->metadata_url, err);
 		else
 			peer_routes_apply(m);
-		start_list(j);
+		if (j->kind == JOB_START)
+			start_list(j);
+		else
+			job_free(j);
 		return;
 	}
 	if (!rc) {
@@ -757,46 +804,78 @@ static void on_devices(struct job *j, const struct http_response *r)
 	start_neighbors(j);
 }
 
+/* Sessions (one per peer address) of b, and whether any neighbour is multihop. */
+static size_t bgp_sessions(const struct metal_bgp *b, bool *multihop)
+{
+	size_t n = 0;
+
+	*multihop = false;
+	for (size_t i = 0; i < b->n; i++) {
+		*multihop |= b->nb[i].multihop;
+		n += b->nb[i].n_peer_ips;
+	}
+	return n;
+}
+
+/* BIRD's peer file replaced by text, which is kept as what BIRD has (freed on failure).
+ * 0 or -errno (logged). */
+static int peers_write(struct metal *m, char *text, size_t len)
+{
+	int r = bird_file_replace(m->peers_path, text, len);
+
+	if (r) {
+		log_error("msg=\"cannot write BIRD's peer file; BIRD keeps the peers it has\" path=%s "
+			  "err=\"%s\"", m->peers_path, strerror(-r));
+		free(text);
+		return r;
+	}
+	free(m->peers_text);
+	m->peers_text = text;
+	m->peers_len = len;
+	return 0;
+}
+
+/*
+ * The host routes for the neighbours now in m->bgp (multihop says whether any needs one):
+ * 1 when the metadata, which has the gateways, is asked for first (the job goes on in
+ * on_metadata), 0 when done.
+ */
+static int peers_routes(struct job *j, bool multihop)
+{
+	struct metal *m = j->m;
+
+	if (!multihop && !m->n_routes)
+		return 0;
+	if (multihop && !m->have_meta) {
+		j->step = S_ROUTE_METADATA;
+		snprintf(j->url, sizeof(j->url), "%s", m->metadata_url);
+		job_send(j, HTTP_GET, NULL, false, METAL_METADATA_TIMEOUT_MS);
+		return 1;
+	}
+	peer_routes_apply(m);
+	return 0;
+}
+
 static void peers_apply(struct job *j)
 {
 	struct metal *m = j->m;
-	char err[256], *text;
-	bool multihop = false;
-	size_t len, sessions = 0;
-	int r;
+	char err[256] = "", *text;
+	bool multihop;
+	size_t len, sessions = bgp_sessions(&m->bgp, &multihop);
+	int r = metal_bird_peers(&m->bgp, &text, &len, err, sizeof(err));
 
-	for (size_t i = 0; i < m->bgp.n; i++) {
-		multihop |= m->bgp.nb[i].multihop;
-		sessions += m->bgp.nb[i].n_peer_ips;
-	}
-	r = metal_bird_peers(&m->bgp, &text, &len, err, sizeof(err));
-	if (!r) {
-		r = bird_file_replace(m->peers_path, text, len);
-		free(text);
-		snprintf(err, sizeof(err), "%s", strerror(-r));
-	}
 	if (r) {
 		log_error("msg=\"cannot write BIRD's peer file; BIRD keeps the peers it has\" path=%s "
-			  "err=\"%s\"", m->peers_path, err);
-	} else {
+			  "err=\"%s\"", m->peers_path, err[0] ? err : strerror(-r));
+	} else if (!peers_write(m, text, len)) {
 		log_info("msg=\"Equinix Metal: BIRD peer file written\" path=%s neighbours=%zu "
 			 "sessions=%zu multihop=%s", m->peers_path, m->bgp.n, sessions,
 			 multihop ? "yes" : "no");
 		if (m->peers_changed)
 			m->peers_changed(m->cb_arg);
 	}
-	if (!multihop) {
+	if (!peers_routes(j, multihop))
 		start_list(j);
-		return;
-	}
-	if (!m->have_meta) {
-		j->step = S_ROUTE_METADATA;
-		snprintf(j->url, sizeof(j->url), "%s", m->metadata_url);
-		job_send(j, HTTP_GET, NULL, false, METAL_METADATA_TIMEOUT_MS);
-		return;
-	}
-	peer_routes_apply(m);
-	start_list(j);
 }
 
 static void on_neighbors(struct job *j, const struct http_response *r)
@@ -815,6 +894,7 @@ static void on_neighbors(struct job *j, const struct http_response *r)
 		job_unexpected(j, r);
 		return;
 	}
+	m->neighbors_read = true;
 	metal_bgp_free(&m->bgp);
 	if (metal_bgp_parse(r->body, r->body_len, &m->bgp, err, sizeof(err))) {
 		log_error("msg=\"cannot read the device's BGP neighbours; BIRD gets no peers from "
@@ -822,14 +902,176 @@ static void on_neighbors(struct job *j, const struct http_response *r)
 		start_list(j);
 		return;
 	}
-	if (!m->bgp.n)
-		log_warn("msg=\"Equinix Metal lists no BGP neighbours for this device: enable BGP "
-			 "for the project and the device\" device=%s", m->device);
 	if (!m->peers_path) {
 		start_list(j);
 		return;
 	}
+	if (!m->bgp.n)
+		log_warn("msg=\"Equinix Metal lists no BGP neighbours for this device: enable BGP "
+			 "for the project and the device; vipd reads them again every %d s and on "
+			 "SIGHUP\" device=%s", NEIGHBORS_REFRESH_S, m->device);
 	peers_apply(j);
+}
+
+/* --- reading the neighbours again ----------------------------------------------------------- */
+
+/* The neighbour whose session to peer the peer file has (the first to name it), or NULL. */
+static const struct metal_bgp_neighbor *peer_neighbor(const struct metal_bgp *b,
+						      const struct ip_addr *peer)
+{
+	for (size_t i = 0; i < b->n; i++)
+		for (size_t k = 0; k < b->nb[i].n_peer_ips; k++)
+			if (ip_addr_equal(&b->nb[i].peer_ips[k], peer))
+				return &b->nb[i];
+	return NULL;
+}
+
+/* Whether a session to a peer of a and one of b would be configured alike. */
+static bool same_session(const struct metal_bgp_neighbor *a, const struct metal_bgp_neighbor *b)
+{
+	return a->customer_as == b->customer_as && a->peer_as == b->peer_as &&
+	       ip_addr_equal(&a->customer_ip, &b->customer_ip) && a->multihop == b->multihop &&
+	       a->md5_enabled == b->md5_enabled &&
+	       strcmp(a->md5_password, b->md5_password) == 0;
+}
+
+/* Appends peer to the comma-separated list in buf; a list that no longer fits ends in
+ * "...". */
+static void list_add(char *buf, size_t cap, const struct ip_addr *peer)
+{
+	char a[IP_ADDR_STRLEN];
+	size_t n = strlen(buf);
+
+	if (n >= 3 && strcmp(buf + n - 3, "...") == 0)
+		return;
+	ip_addr_str(peer, a);
+	/* room for ",a", then for ",..." */
+	if (n + 1 + strlen(a) + 5 > cap) {
+		snprintf(buf + n, cap - n, "%s...", n ? "," : "");
+		return;
+	}
+	snprintf(buf + n, cap - n, "%s%s", n ? "," : "", a);
+}
+
+/* For the log: the peers with a session in now but not in was (added), in was but not in
+ * now (removed), and in both but set up otherwise (changed: AS, source address, multihop or
+ * password). */
+static void peers_diff(const struct metal_bgp *was, const struct metal_bgp *now, char *added,
+		       char *removed, char *changed, size_t cap)
+{
+	added[0] = removed[0] = changed[0] = '\0';
+	for (size_t i = 0; i < now->n; i++) {
+		for (size_t k = 0; k < now->nb[i].n_peer_ips; k++) {
+			const struct ip_addr *peer = &now->nb[i].peer_ips[k];
+			const struct metal_bgp_neighbor *old = peer_neighbor(was, peer);
+
+			if (peer_neighbor(now, peer) != &now->nb[i])
+				continue; /* a second mention: the file has one session */
+			if (!old)
+				list_add(added, cap, peer);
+			else if (!same_session(old, &now->nb[i]))
+				list_add(changed, cap, peer);
+		}
+	}
+	for (size_t i = 0; i < was->n; i++)
+		for (size_t k = 0; k < was->nb[i].n_peer_ips; k++)
+			if (peer_neighbor(was, &was->nb[i].peer_ips[k]) == &was->nb[i] &&
+			    !peer_neighbor(now, &was->nb[i].peer_ips[k]))
+				list_add(removed, cap, &was->nb[i].peer_ips[k]);
+}
+
+/*
+ * The neighbours as read again: the peer file is written, and BIRD told, only when its text
+ * changes. Anything that cannot be read leaves BIRD's peers as they are; the next refresh
+ * tries again.
+ */
+static void on_refresh(struct job *j, const struct http_response *r)
+{
+	struct metal *m = j->m;
+	struct metal_bgp bgp;
+	char err[256] = "", msg[MSG_MAX], *text = NULL;
+	char added[128], removed[128], changed[128];
+	size_t len, n_was = m->bgp.n, s_was, sessions;
+	bool multihop, mh_was;
+	int rc;
+
+	if (job_trouble(j, r))
+		return;
+	if (r->status != 200) {
+		api_message(r, msg, sizeof(msg));
+		log_warn("msg=\"cannot read the device's BGP neighbours again; BIRD keeps its "
+			 "peers\" device=%s status=%ld api=\"%s\"", m->device, r->status, msg);
+		job_free(j);
+		return;
+	}
+	rc = metal_bgp_parse(r->body, r->body_len, &bgp, err, sizeof(err));
+	if (!rc)
+		rc = metal_bird_peers(&bgp, &text, &len, err, sizeof(err));
+	if (rc) {
+		log_warn("msg=\"cannot read the device's BGP neighbours again; BIRD keeps its "
+			 "peers\" device=%s err=\"%s\"", m->device, err[0] ? err : strerror(-rc));
+		metal_bgp_free(&bgp);
+		job_free(j);
+		return;
+	}
+	if (m->peers_text && len == m->peers_len && memcmp(text, m->peers_text, len) == 0) {
+		log_debug("msg=\"Equinix Metal: the device's BGP neighbours are unchanged\" "
+			  "device=%s", m->device);
+		free(text);
+		metal_bgp_free(&bgp);
+		job_free(j);
+		return;
+	}
+	if (peers_write(m, text, len)) {
+		metal_bgp_free(&bgp);
+		job_free(j);
+		return;
+	}
+	peers_diff(&m->bgp, &bgp, added, removed, changed, sizeof(added));
+	s_was = bgp_sessions(&m->bgp, &mh_was);
+	metal_bgp_free(&m->bgp);
+	m->bgp = bgp;
+	sessions = bgp_sessions(&m->bgp, &multihop);
+	log_info("msg=\"Equinix Metal: the device's BGP neighbours changed; BIRD peer file "
+		 "written\" path=%s neighbours=%zu->%zu sessions=%zu->%zu added=%s removed=%s "
+		 "changed=%s multihop=%s", m->peers_path, n_was, m->bgp.n, s_was, sessions,
+		 added[0] ? added : "-", removed[0] ? removed : "-", changed[0] ? changed : "-",
+		 multihop ? "yes" : "no");
+	if (m->peers_changed)
+		m->peers_changed(m->cb_arg);
+	if (!peers_routes(j, multihop))
+		job_free(j);
+}
+
+/* Reads the neighbours again, in BGP mode once the start-up has read them. */
+static void neighbors_refresh(struct metal *m, const char *why)
+{
+	struct job *j;
+
+	if (m->dead || !m->peers_path || !m->neighbors_read)
+		return;
+	for (j = m->jobs; j; j = j->next) {
+		if (j->kind == JOB_REFRESH) {
+			log_debug("msg=\"Equinix Metal: the BGP neighbours are being read "
+				  "already\" why=%s", why);
+			return;
+		}
+	}
+	j = job_new(m, JOB_REFRESH, S_NEIGHBORS);
+	if (!j) {
+		log_warn("msg=\"out of memory: the BGP neighbours are not read again now\"");
+		return;
+	}
+	log_debug("msg=\"Equinix Metal: reading the device's BGP neighbours again\" device=%s "
+		  "why=%s", m->device, why);
+	job_soon(j, 0);
+}
+
+static void on_refresh_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	neighbors_refresh(w->data, "timer");
 }
 
 /* Hands a reservation to the job's load balancer, on record first. */
@@ -1214,7 +1456,10 @@ static void on_job_done(void *arg, const struct http_response *r)
 		on_devices(j, r);
 		break;
 	case S_NEIGHBORS:
-		on_neighbors(j, r);
+		if (j->kind == JOB_REFRESH)
+			on_refresh(j, r);
+		else
+			on_neighbors(j, r);
 		break;
 	case S_LIST:
 		on_list(j, r);
@@ -1415,12 +1660,18 @@ static const char *metal_pending_reason(const struct vip_source *src, const char
 	return j && j->reason[0] ? j->reason : NULL;
 }
 
+static void metal_refresh(struct vip_source *src)
+{
+	neighbors_refresh(metal_of(src), "request");
+}
+
 static void metal_free(struct vip_source *src)
 {
 	struct metal *m = metal_of(src);
 
 	if (!m)
 		return;
+	ev_timer_stop(m->loop, &m->refresh_timer);
 	while (m->jobs)
 		job_free(m->jobs);
 	routes_remove(m);
@@ -1428,6 +1679,7 @@ static void metal_free(struct vip_source *src)
 		http_client_free(m->http);
 	metal_metadata_free(&m->meta);
 	metal_bgp_free(&m->bgp);
+	free(m->peers_text);
 	free(m->recs);
 	free(m->api_url);
 	free(m->metadata_url);
@@ -1452,6 +1704,7 @@ static const struct vip_source_ops metal_ops = {
 	.cancel = metal_cancel,
 	.usage = metal_usage,
 	.pending_reason = metal_pending_reason,
+	.refresh = metal_refresh,
 	.free = metal_free,
 };
 
@@ -1596,6 +1849,12 @@ int metal_new(const struct metal_options *o, struct vip_source **out)
 	/* The first request goes out once the loop runs (the model is complete by then). */
 	ev_set_cb(&start->timer, on_start);
 	job_soon(start, 0);
+	if (m->peers_path) {
+		ev_timer_init(&m->refresh_timer, on_refresh_timer, (double)NEIGHBORS_REFRESH_S,
+			      (double)NEIGHBORS_REFRESH_S);
+		m->refresh_timer.data = m;
+		ev_timer_start(m->loop, &m->refresh_timer);
+	}
 	log_info("msg=\"Equinix Metal elastic IPs\" project=%s %s=%s api=%s device=%s "
 		 "keep_ips=%s", m->project, loc_key(m), loc(m), m->api_url,
 		 m->device_given ? m->device : "(metadata, then hostname)",

@@ -16,6 +16,13 @@
  *      already holds for them, and reservations on record whose load balancer is gone are
  *      released.
  *
+ * In BGP mode (peers_path set) the neighbours are read again every 5 minutes and whenever
+ * the source's refresh op is called (vipd: SIGHUP), once the start-up has read them: BGP
+ * enabled for the device after vipd started, or a session Equinix changed (peers, password),
+ * reaches BIRD without a restart. The peer file is rewritten, BIRD asked to configure and
+ * the multihop host routes brought in line only when the file's text changes; an answer that
+ * cannot be used is logged and BIRD keeps its peers.
+ *
  * Allocations made before step 3 wait for it, so a restart never reserves twice for one load
  * balancer. A reservation goes on record before its address is handed out, and a release
  * goes on record before the DELETE is sent. A POST whose outcome is unknown (a timeout, a

@@ -535,6 +535,9 @@ static void on_reload(struct ev_loop *loop, ev_signal *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	/* What the source learnt from its cloud is read again whether or not a file is. */
+	if (d->vips && d->vips->ops->refresh)
+		d->vips->ops->refresh(d->vips);
 	if (!d->opts.config_path) {
 		log_info("msg=\"SIGHUP: no config file to reload\"");
 		return;

@@ -44,6 +44,11 @@ struct vip_source_ops {
 	/* Why owner's allocation is still in progress, in words for the API, or NULL. NULL
 	 * for sources that answer at once. */
 	const char *(*pending_reason)(const struct vip_source *src, const char *owner);
+	/* Reads again, in the background, what the source learnt from outside at start and may
+	 * have changed since (Equinix Metal: the device's BGP neighbours); never blocks, does
+	 * nothing while a read is under way or before the start-up got that far. vipd calls it
+	 * on SIGHUP. NULL for sources with nothing to read again. */
+	void (*refresh)(struct vip_source *src);
 	void (*free)(struct vip_source *src);
 };
 

@@ -15,7 +15,14 @@ shapes of the Metal OpenAPI spec (see README.md for every source):
     GET    /devices/{id}/bgp/neighbors   getBgpNeighborData
   metadata listener (no auth): GET /metadata
   control (no auth, never under /metal/v1): /_fake/fail, /_fake/faults,
-    /_fake/requests, /_fake/state, /_fake/reset
+    /_fake/requests, /_fake/state, /_fake/reset, /_fake/neighbors
+
+/_fake/neighbors replaces a device's BGP neighbours while the fake runs (BGP enabled after
+the device started, a password or a peer Equinix changed):
+  POST {"device": ID, "bgp_neighbors": [BgpNeighborData...] | null}
+"device" defaults to the metadata's device; the list is served as given (routes_in too) by
+GET /devices/{id}/bgp/neighbors and, for that device, the metadata's bgp_neighbors; null goes
+back to the list the options make. GET /_fake/neighbors[?device=ID] shows what is served.
 
 Shapes come from the Metal OpenAPI spec in equinix-labs/metal-go spec/oas3.fetched (v0.30.0)
 and equinix/equinix-sdk-go spec/services/metalv1, packngo (ip.go, packngo.go, bgp_sessions.go,
@@ -150,6 +157,7 @@ class World:
         self.args = args
         self.lock = threading.Lock()
         self.reservations = {}      # id -> IPReservation object, in creation order
+        self.neighbor_lists = {}    # device id -> bgp_neighbors set through /_fake/neighbors
         self.faults = []
         self.requests = []
         self.seq = 0
@@ -224,6 +232,8 @@ class World:
                 "ip_addresses": self.device_addresses(d)}
 
     def neighbors(self, d):
+        if d["id"] in self.neighbor_lists:
+            return copy.deepcopy(self.neighbor_lists[d["id"]])
         a = self.args
         out = []
         for fam in a.families:
@@ -780,6 +790,27 @@ class Handler(BaseHTTPRequestHandler):
                                  "reservations": list(w.reservations.values()),
                                  "devices": [{"id": d["id"], "hostname": d["hostname"]}
                                              for d in w.devices]})
+        elif path == "/_fake/neighbors" and method in ("GET", "POST"):
+            src = body if method == "POST" else {"device": query.get("device", [None])[-1]}
+            if not isinstance(src, dict) or set(src) - {"device", "bgp_neighbors"}:
+                self._send(400, {"error": "expected {\"device\": ID, \"bgp_neighbors\": "
+                                          "[...] | null}"})
+                return
+            nbs = src.get("bgp_neighbors")
+            if method == "POST" and (nbs is not None and (
+                    not isinstance(nbs, list) or not all(isinstance(n, dict) for n in nbs))):
+                self._send(400, {"error": "bgp_neighbors must be an array of objects, or null"})
+                return
+            with w.lock:
+                d = w.device(src.get("device") or w.devices[0]["id"])
+                if d is None:
+                    self._send(400, {"error": f"no device {src.get('device')}"})
+                    return
+                if method == "POST" and nbs is None:
+                    w.neighbor_lists.pop(d["id"], None)
+                elif method == "POST":
+                    w.neighbor_lists[d["id"]] = copy.deepcopy(nbs)
+                self._send(200, {"device": d["id"], "bgp_neighbors": w.neighbors(d)})
         elif path == "/_fake/reset" and method == "POST":
             if not isinstance(body, dict):
                 self._send(400, {"error": "reset body must be an object"})

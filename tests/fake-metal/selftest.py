@@ -341,6 +341,43 @@ def main():
     st, _, b = call("GET", fake.meta_root + "/metal/v1/projects/x/ips")
     ok(st == 404, "the metadata listener serves no API", (st, b))
 
+    # ---- neighbours changed at runtime ----
+    nb_url = f"{api}/devices/{DEVICE}/bgp/neighbors"
+    st, d = ctl(fake, "GET", "/_fake/neighbors")
+    ok(st == 200 and d.get("device") == DEVICE and d.get("bgp_neighbors") == nb,
+       "GET /_fake/neighbors shows what the metadata's device is served", (st, d))
+    changed = json.loads(json.dumps(nb))
+    changed[0]["peer_ips"].append("169.254.255.3")
+    changed[0]["md5_password"] = "n3w"
+    st, d = ctl(fake, "POST", "/_fake/neighbors", {"bgp_neighbors": changed})
+    ok(st == 200 and d.get("bgp_neighbors") == changed,
+       "POST /_fake/neighbors replaces the device's neighbours", (st, d))
+    st, _, b = call("GET", nb_url)
+    ok(st == 200 and js(b) == {"bgp_neighbors": changed},
+       "the API serves the new neighbours as given", (st, b))
+    md = js(call("GET", fake.meta_root + "/metadata", token=None)[2]) or {}
+    ok(md.get("bgp_neighbors") == changed, "and so does the metadata document",
+       md.get("bgp_neighbors"))
+    other = ctl(fake, "GET", "/_fake/state")[1]["devices"][2]
+    st, d = ctl(fake, "POST", "/_fake/neighbors", {"device": other["id"], "bgp_neighbors": []})
+    st2, _, b = call("GET", f"{api}/devices/{other['id']}/bgp/neighbors")
+    ok(st == 200 and js(b) == {"bgp_neighbors": []} and
+       js(call("GET", nb_url)[2]) == {"bgp_neighbors": changed},
+       "\"device\" picks another device (BGP off for it); the first keeps its own", (st, d, b))
+    bad = [({"bgp_neighbors": "x"}, "bgp_neighbors not an array"),
+           ({"bgp_neighbors": [1]}, "an entry not an object"),
+           ({"device": "nope", "bgp_neighbors": []}, "an unknown device"),
+           ({"neighbours": []}, "an unknown key")]
+    for spec, what in bad:
+        st, d = ctl(fake, "POST", "/_fake/neighbors", spec)
+        ok(st == 400 and "error" in d, f"POST /_fake/neighbors with {what}: 400", (st, d))
+    ok(js(call("GET", nb_url)[2]) == {"bgp_neighbors": changed},
+       "refused changes change nothing")
+    st, d = ctl(fake, "POST", "/_fake/neighbors", {"bgp_neighbors": None})
+    ok(st == 200 and d.get("bgp_neighbors") == nb and
+       js(call("GET", nb_url)[2]) == {"bgp_neighbors": nb},
+       "bgp_neighbors null: back to the neighbours the options make", (st, d))
+
     # ---- faults ----
     st, d = ctl(fake, "POST", "/_fake/fail", {"path_regex": "/ips$", "method": "GET",
                                               "status": 429, "retry_after": 7})

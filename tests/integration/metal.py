@@ -21,9 +21,11 @@ and a client behind the router reaches the backends (times printed); the API ans
 (Retry-After 2) and then 500 for a while leaves a load balancer "pending" with a reason, then
 it converges with one reservation and the retries spaced as asked; deleting a load balancer
 withdraws its route and releases its address; kill -9 after the reservation was made but
-before vipd heard of it, then a restart: no second reservation, the address announced; SIGTERM
-keeps the reservations; a wrong token makes vipd exit non-zero naming the token, and a missing
-one is refused at start. Every process is stopped by PID and every namespace removed, also on
+before vipd heard of it, then a restart: no second reservation, the address announced; the
+fake's neighbours changed (a third peer) and SIGHUP: the peer file gets the new session, BIRD
+configures and has it, the sessions up stay up and the routes in place, while a SIGHUP with
+nothing changed leaves the file and BIRD alone; SIGTERM keeps the reservations; a wrong
+token makes vipd exit non-zero naming the token, and a missing one is refused at start. Every process is stopped by PID and every namespace removed, also on
 failure.
 
 Run: VIPD=build/asan/vipd python3 tests/integration/metal.py
@@ -57,6 +59,7 @@ PROJECT = "5b0f4c2e-8d1a-4e3b-9c7d-2a6e1f0b3c49"
 FACILITY = "ny5"
 MD5 = "mt-Md5-pw"
 PEERS = ["169.254.255.1", "169.254.255.2"]
+NEW_PEER = "169.254.255.3"
 CUSTOMER_IP = "169.254.255.10"
 POOL = "198.51.100.16/28"
 PORT, BACKEND_PORT = 80, 8080
@@ -152,6 +155,14 @@ class Fake:
             self.p.wait()
             self.p.stdout.close()
             self.err.close()
+
+
+def read_text(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError as e:
+        return str(e)
 
 
 def node_bird_conf(d):
@@ -302,6 +313,23 @@ class Run:
 
     def lb(self, uuid):
         return self.v.lb(uuid)
+
+    def node_protocols(self):
+        """The node BIRD's `show protocols`: name -> the rest of its line."""
+        try:
+            c = self.node.cli()
+            lines = [t for _, t in c.cmd("show protocols")]
+            c.close()
+        except OSError as e:
+            return {"error": str(e)}
+        return {t.split()[0]: " ".join(t.split()[1:]) for t in lines
+                if t.strip() and not t[0].isspace()}
+
+    def bird_configures(self):
+        """How many configures vipd has sent BIRD (GET /status), or None."""
+        st, status = self.v.api("GET", "/status")
+        bird = status.get("bird") if st == 200 and isinstance(status, dict) else None
+        return bird.get("configures") if isinstance(bird, dict) else None
 
     # --- 1: start-up ---------------------------------------------------------------------------
 
@@ -518,7 +546,72 @@ class Run:
         ok("adopted" in v.logs(), "the log says the address was adopted",
            v.tail())
 
-    # --- 6: SIGTERM keeps reservations --------------------------------------------------------
+    # --- 6: the neighbours read again ----------------------------------------------------------
+
+    def stage_refresh(self):
+        v, fake = self.v, self.fake
+        path = os.path.join(self.routes_dir, "bird-peers.conf")
+        vip = self.lb(self.lbs["api"]).get("vip")
+        old = ["vipd_metal4_1", "vipd_metal4_2"]
+        before, configures = self.node_protocols(), self.bird_configures()
+        st, cur = fake.control("GET", "/_fake/neighbors")
+        nbs = cur.get("bgp_neighbors") if st == 200 else None
+        if not ok(nbs and len(nbs) == 1 and nbs[0]["peer_ips"] == PEERS and
+                  all("Established" in before.get(p, "") for p in old),
+                  "before: the fake lists one IPv4 neighbour with peers .1 and .2, and the node "
+                  "BIRD has both sessions Established", f"{cur}\n{before}"):
+            return
+        nbs[0]["peer_ips"] = PEERS + [NEW_PEER]
+        st, _ = fake.control("POST", "/_fake/neighbors", {"bgp_neighbors": nbs})
+        ok(st == 200, f"Equinix changes the device's neighbours: the fake now lists a third "
+           f"peer, {NEW_PEER}")
+        t0 = time.monotonic()
+        v.proc.send_signal(signal.SIGHUP)
+        t_file = wait_for(lambda: f"neighbor {NEW_PEER} as 65530;" in read_text(path), 5, 0.01)
+        t_file = t_file if t_file is None else time.monotonic() - t0
+        t_bird = wait_for(lambda: "vipd_metal4_3" in self.node_protocols(), 5, 0.01)
+        t_bird = t_bird if t_bird is None else time.monotonic() - t0
+        figure(f"SIGHUP -> peer file rewritten {ms(t_file)}, the node BIRD has the new "
+               f"session {ms(t_bird)}")
+        text = read_text(path)
+        ok(t_file is not None and all(f"neighbor {p} as 65530;" in text
+                                      for p in PEERS + [NEW_PEER]),
+           "SIGHUP (no config file): vipd reads the neighbours again and rewrites the peer file "
+           "with the new peer and the two it had", text)
+        log = v.logs()
+        line = [x for x in log.splitlines() if "BGP neighbours changed" in x]
+        ok(len(line) == 1 and f"added={NEW_PEER}" in line[0] and "sessions=2->3" in line[0],
+           "one info line names the change (sessions 2 -> 3, the peer added)",
+           line or v.tail())
+        after = self.node_protocols()
+        n = self.bird_configures()
+        ok(t_bird is not None and configures is not None and n is not None and n > configures,
+           f"BIRD was asked to configure ({configures} -> {n} configures) and now has "
+           f"vipd_metal4_3: {after.get('vipd_metal4_3')}", after)
+        ok(all("Established" in after.get(p, "") and after.get(p) == before.get(p) for p in old),
+           "the two sessions up before stay Established and were not restarted (same since)",
+           f"before {before}\nafter {after}")
+        ok(vip and self.rw.has(vip) and len(self.peer_routes(vip)) == 2,
+           f"{vip}/32 still reaches the router (and both peers have it)", self.rw.routes())
+
+        st0, configures = os.stat(path), self.bird_configures()
+        since = fake.last_seq()
+        v.proc.send_signal(signal.SIGHUP)
+        t = wait_for(lambda: any(r["path"].endswith("/bgp/neighbors") and r["status"] == 200
+                                 for r in fake.requests(since)), 5, 0.01)
+        time.sleep(0.3)  # vipd acts on the answer as it arrives; give it time to (not) act
+        st1 = os.stat(path)
+        ok(t is not None and (st1.st_ino, st1.st_mtime_ns) == (st0.st_ino, st0.st_mtime_ns) and
+           read_text(path) == text,
+           "a SIGHUP with nothing changed: vipd asks the API again and leaves the peer file "
+           "alone (same inode, mtime and content)", fake.requests(since))
+        n = self.bird_configures()
+        ok(n is not None and n == configures and
+           len([x for x in v.logs().splitlines() if "BGP neighbours changed" in x]) == 1,
+           f"and BIRD is not configured ({configures} -> {n} configures), nothing logged",
+           v.tail())
+
+    # --- 7: SIGTERM keeps reservations --------------------------------------------------------
 
     def stage_stop(self):
         v, fake = self.v, self.fake
@@ -528,7 +621,7 @@ class Run:
            "SIGTERM: vipd exits 0 and releases nothing (both reservations stay)",
            f"rc {rc}, reservations {before} -> {len(fake.reservations())}")
 
-    # --- 7: tokens ----------------------------------------------------------------------------
+    # --- 8: tokens ----------------------------------------------------------------------------
 
     def stage_tokens(self):
         v = self.vipd(token="not-the-token", dataplane=False)
@@ -557,7 +650,8 @@ class Run:
 def multihop(r):
     """Metal's usual set-up, multihop peers of both families behind the gateway, in a
     namespace of its own: the peer file says multihop, the host routes to the four peers go
-    in through the metadata's gateways marked proto 118, and leave on exit."""
+    in through the metadata's gateways marked proto 118, follow a peer Equinix swaps (on
+    SIGHUP), and leave on exit."""
     ns = r.mh_ns = Netns(f"{r.topo.tag}-mh")
     subprocess.run(["ip", "netns", "add", ns.name], check=True, capture_output=True, timeout=30)
     ns.ip("link", "set", "lo", "up")
@@ -598,6 +692,26 @@ def multihop(r):
        "fc00::e via 2001:db8:45e1:5000:: dev mh0" in r6 and "fc00::f via" in r6,
        "host routes to the multihop peers go in via the metadata's gateways, proto 118; the "
        "operator's own route to 169.254.255.2 stays theirs", f"{r4}\n{r6}\n{v.tail()}")
+    # Equinix swaps a peer: SIGHUP brings the host routes in line
+    st, cur = fake.control("GET", "/_fake/neighbors")
+    nbs = cur.get("bgp_neighbors", []) if st == 200 else []
+    for nb in nbs:
+        if nb["address_family"] == 4:
+            nb["peer_ips"] = ["169.254.255.2", "169.254.255.3"]
+    fake.control("POST", "/_fake/neighbors", {"bgp_neighbors": nbs})
+    v.proc.send_signal(signal.SIGHUP)
+    t = wait_for(lambda: "BGP neighbours changed" in v.logs(), 5, 0.01)
+    r4 = ns.ip("route", "show", "proto", "118")
+    r6 = ns.ip("-6", "route", "show", "proto", "118")
+    peers = read_text(os.path.join(d, "bird-peers.conf"))
+    ok(t is not None and "169.254.255.3 via 10.67.50.0 dev mh0" in r4 and
+       "169.254.255.1" not in r4 and "169.254.255.2" not in r4 and
+       "fc00::e via" in r6 and "fc00::f via" in r6 and
+       "169.254.255.2 via 10.67.50.0" in ns.ip("route", "show") and
+       "neighbor 169.254.255.3 as" in peers and "neighbor 169.254.255.1 as" not in peers,
+       "Equinix swaps peer .1 for .3, then SIGHUP: the peer file follows, vipd's route to .1 "
+       "goes and one to .3 comes; the IPv6 routes and the operator's route to .2 stay",
+       f"{r4}\n{r6}\n{v.tail()}")
     rc = v.stop()
     r4 = ns.ip("route", "show", "proto", "118")
     r6 = ns.ip("-6", "route", "show", "proto", "118")
@@ -632,8 +746,8 @@ def main():
     r = Run()
     try:
         if r.setup() and r.stage_start() and r.stage_create():
-            for stage in (r.stage_faults, r.stage_delete, r.stage_kill9, r.stage_stop,
-                          r.stage_tokens):
+            for stage in (r.stage_faults, r.stage_delete, r.stage_kill9, r.stage_refresh,
+                          r.stage_stop, r.stage_tokens):
                 stage()
             multihop(r)
     except Exception:  # a bug in the test itself: one failed check, then clean up

@@ -5,7 +5,8 @@
  * fail, so the source's bookkeeping is checked without the network or Python: start-up with
  * --device, the BIRD peer file, reserve, adopt after a restart, release, the record, a
  * cancelled load balancer whose address arrives later, a POST that reserved but answered
- * 500, a 422, 429 with Retry-After, and a refused token.
+ * 500, a 422, 429 with Retry-After, a refused token, and the BGP neighbours read again
+ * (unchanged, changed, malformed, after a 503, refused).
  *
  * Every wait is bounded: the loop runs until a condition holds or a deadline passes.
  */
@@ -175,6 +176,7 @@ struct api {
 	bool post_after;             /* ... after reserving (the "did it happen?" case) */
 	int all_status, all_n;       /* answer anything with this */
 	int retry_after;             /* Retry-After on an injected answer; 0: none */
+	const char *neighbors_body;  /* the neighbours' answer; NULL: NEIGHBORS */
 	bool stop;
 };
 
@@ -224,6 +226,13 @@ static int res_json(const struct res *r, char *out, size_t cap)
 			r->id, r->n, r->n % 60, r->lb);
 }
 
+#define NEIGHBOR4(peers, pw)                                                                 \
+	"{\"address_family\":4,\"customer_as\":65000,\"customer_ip\":\"10.67.50.1\","            \
+	"\"md5_enabled\":true,\"md5_password\":\"" pw "\",\"multihop\":false,"                  \
+	"\"peer_as\":65530,\"peer_ips\":[" peers "],\"routes_in\":[],\"routes_out\":[]}"
+#define NEIGHBORS                                                                            \
+	"{\"bgp_neighbors\":[" NEIGHBOR4("\"169.254.255.1\",\"169.254.255.2\"", "s3cret") "]}"
+
 /* The answer to one request: status, body, and an extra header line (or ""). */
 static void api_answer(struct api *a, const char *method, const char *path, const char *hdrs,
 		       const char *body, int *status, char *out, size_t cap, char *extra)
@@ -260,12 +269,7 @@ static void api_answer(struct api *a, const char *method, const char *path, cons
 	if (strcmp(method, "GET") == 0 &&
 	    strcmp(path, "/metal/v1/devices/" DEVICE "/bgp/neighbors") == 0) {
 		a->neighbors++;
-		snprintf(out, cap,
-			 "{\"bgp_neighbors\":[{\"address_family\":4,\"customer_as\":65000,"
-			 "\"customer_ip\":\"10.67.50.1\",\"md5_enabled\":true,"
-			 "\"md5_password\":\"s3cret\",\"multihop\":false,\"peer_as\":65530,"
-			 "\"peer_ips\":[\"169.254.255.1\",\"169.254.255.2\"],\"routes_in\":[],"
-			 "\"routes_out\":[]}]}");
+		snprintf(out, cap, "%s", a->neighbors_body ? a->neighbors_body : NEIGHBORS);
 	} else if (strcmp(method, "GET") == 0 &&
 		   strncmp(path, "/metal/v1/projects/" PROJECT "/ips?", 27) == 0) {
 		size_t o;
@@ -823,6 +827,139 @@ static void test_corrupt_record(void **st)
 	assert_null(f->src);
 }
 
+static uint64_t answered(struct fx *f)
+{
+	struct metal_stats ms;
+	uint64_t n = 0;
+
+	metal_stats(f->src, &ms);
+	for (int c = 0; c < METAL_REQ_CLASSES; c++)
+		n += ms.requests[c];
+	return n;
+}
+
+static uint64_t want_answered;
+
+/* The source has handled want_answered answers (it handles each as it arrives). */
+static bool answers_in(struct fx *f)
+{
+	return answered(f) >= want_answered;
+}
+
+/* The start-up has handled the neighbours and the list (the only requests without load
+ * balancers). */
+static bool started(struct fx *f)
+{
+	return answered(f) >= 2;
+}
+
+static bool peers_twice(struct fx *f)
+{
+	return f->peers_changed >= 2;
+}
+
+static bool peers_thrice(struct fx *f)
+{
+	return f->peers_changed >= 3;
+}
+
+static void set_neighbors(struct fx *f, const char *body)
+{
+	pthread_mutex_lock(&f->api.mu);
+	f->api.neighbors_body = body;
+	pthread_mutex_unlock(&f->api.mu);
+}
+
+static ino_t peers_inode(struct fx *f)
+{
+	struct stat sb;
+
+	assert_int_equal(stat(f->peers, &sb), 0);
+	return sb.st_ino;
+}
+
+static void test_refresh(void **st)
+{
+	struct fx *f = *st;
+	const char *peers;
+	ino_t ino;
+
+	assert_int_equal(source_new(f), 0);
+	/* before the start-up has read the neighbours a refresh does nothing */
+	f->src->ops->refresh(f->src);
+	assert_true(run_until(f, started, WAIT_S));
+	assert_int_equal(api_get(&f->api, &f->api.neighbors), 1);
+	assert_int_equal(f->peers_changed, 1);
+	ino = peers_inode(f);
+
+	/* unchanged: the file is left alone (a rename would give it a new inode), BIRD is not
+	 * told */
+	want_answered = answered(f) + 1;
+	f->src->ops->refresh(f->src);
+	assert_true(run_until(f, answers_in, WAIT_S));
+	assert_int_equal(api_get(&f->api, &f->api.neighbors), 2);
+	assert_int_equal(f->peers_changed, 1);
+	assert_true(peers_inode(f) == ino);
+
+	/* a peer more and a new password; a second trigger while the first runs does nothing */
+	set_neighbors(f, "{\"bgp_neighbors\":[" NEIGHBOR4("\"169.254.255.1\",\"169.254.255.2\","
+						      "\"169.254.255.3\"", "n3w") "]}");
+	f->src->ops->refresh(f->src);
+	f->src->ops->refresh(f->src);
+	assert_true(run_until(f, peers_twice, WAIT_S));
+	assert_int_equal(api_get(&f->api, &f->api.neighbors), 3);
+	peers = slurp(f->peers);
+	assert_non_null(strstr(peers, "protocol bgp vipd_metal4_3 {"));
+	assert_non_null(strstr(peers, "neighbor 169.254.255.3 as 65530;"));
+	assert_non_null(strstr(peers, "password \"n3w\";"));
+	assert_null(strstr(peers, "s3cret"));
+	ino = peers_inode(f);
+
+	/* malformed, then a 404: BIRD keeps its peers */
+	set_neighbors(f, "{\"bgp_neighbors\":[{\"address_family\":4");
+	want_answered = answered(f) + 1;
+	f->src->ops->refresh(f->src);
+	assert_true(run_until(f, answers_in, WAIT_S));
+	pthread_mutex_lock(&f->api.mu);
+	f->api.all_status = 404;
+	f->api.all_n = 1;
+	pthread_mutex_unlock(&f->api.mu);
+	want_answered = answered(f) + 1;
+	f->src->ops->refresh(f->src);
+	assert_true(run_until(f, answers_in, WAIT_S));
+	assert_int_equal(f->peers_changed, 2);
+	assert_true(peers_inode(f) == ino);
+	assert_int_equal(f->fatal, 0);
+
+	/* a 503 is retried (backoff), then the change arrives: back to the start's peers */
+	set_neighbors(f, NULL);
+	pthread_mutex_lock(&f->api.mu);
+	f->api.all_status = 503;
+	f->api.all_n = 1;
+	pthread_mutex_unlock(&f->api.mu);
+	f->src->ops->refresh(f->src);
+	assert_true(run_until(f, peers_thrice, WAIT_S));
+	peers = slurp(f->peers);
+	assert_null(strstr(peers, "169.254.255.3"));
+	assert_non_null(strstr(peers, "password \"s3cret\";"));
+	assert_int_equal(api_get(&f->api, &f->api.neighbors), 5);
+
+	/* a refused token is fatal here as anywhere */
+	pthread_mutex_lock(&f->api.mu);
+	f->api.all_status = 403;
+	f->api.all_n = 1;
+	pthread_mutex_unlock(&f->api.mu);
+	f->src->ops->refresh(f->src);
+	assert_true(run_until(f, is_fatal, WAIT_S));
+	assert_int_equal(f->fatal_err, -EACCES);
+	/* a dead source reads nothing more */
+	want_answered = answered(f);
+	f->src->ops->refresh(f->src);
+	ev_run(f->loop, EVRUN_NOWAIT);
+	assert_int_equal(answered(f), want_answered);
+	assert_int_equal(f->peers_changed, 3);
+}
+
 static void test_bad_options(void **st)
 {
 	struct fx *f = *st;
@@ -858,6 +995,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_post_500_after_reserving, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_422_then_429_then_ok, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_token_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refresh, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
 	};

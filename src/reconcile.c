@@ -175,6 +175,9 @@ void reconciler_request(struct reconciler *r)
 	if (ev_is_active(&r->debounce))
 		return;
 	rest = r->last_end + RECONCILE_REST_FACTOR * r->last_cpu - monotonic_s();
+	/* The timer counts from the loop's clock, which a long pass earlier in this loop
+	 * iteration left behind: without the update the rest would be shorter by that pass. */
+	ev_now_update(r->loop);
 	ev_timer_set(&r->debounce, rest > RECONCILE_DEBOUNCE_S ? rest : RECONCILE_DEBOUNCE_S, 0.);
 	ev_timer_start(r->loop, &r->debounce);
 }

@@ -188,16 +188,27 @@ static void w_fmt(struct wbuf *w, const char *fmt, ...)
 /* name="value" with the value escaped as the format wants: backslash, quote, newline. */
 static void w_label(struct wbuf *w, bool first, const char *name, const char *value)
 {
-	w_fmt(w, "%s%s=\"", first ? "" : ",", name);
-	for (const char *c = value ? value : ""; *c; c++) {
+	const char *c = value ? value : "";
+
+	if (!first)
+		w_add(w, ",", 1);
+	w_str(w, name);
+	w_add(w, "=\"", 2);
+	/* Runs without a character to escape go in one copy: a scrape renders hundreds of
+	 * thousands of labels. */
+	while (*c) {
+		size_t run = strcspn(c, "\\\"\n");
+
+		w_add(w, c, run);
+		c += run;
 		if (*c == '\\')
 			w_str(w, "\\\\");
 		else if (*c == '"')
 			w_str(w, "\\\"");
 		else if (*c == '\n')
 			w_str(w, "\\n");
-		else
-			w_add(w, c, 1);
+		if (*c)
+			c++;
 	}
 	w_str(w, "\"");
 }
@@ -226,6 +237,23 @@ static void w_double(struct wbuf *w, double v)
 	w_fmt(w, " %s\n", tmp);
 }
 
+/* " N\n" without printf: most samples of a scrape are counts. */
+static void w_int(struct wbuf *w, int64_t v)
+{
+	char tmp[24], *p = tmp + sizeof(tmp);
+	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+	*--p = '\n';
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	*--p = ' ';
+	w_add(w, p, (size_t)(tmp + sizeof(tmp) - p));
+}
+
 /*
  * One sample line. labels: rendered label pairs or ""; extra: one more pair, already in the
  * format (fixed values that need no escaping), or NULL.
@@ -239,13 +267,16 @@ static void w_sample(struct wbuf *w, const char *name, const char *labels, const
 	if (any) {
 		w_str(w, "{");
 		w_str(w, labels);
-		if (extra)
-			w_fmt(w, "%s%s", labels[0] ? "," : "", extra);
+		if (extra) {
+			if (labels[0])
+				w_add(w, ",", 1);
+			w_str(w, extra);
+		}
 		w_str(w, "}");
 	}
 	/* Counts print as integers; up to 2^53 a double holds them exactly. */
 	if (v == (double)(int64_t)v && v < 9007199254740992.0 && v > -9007199254740992.0)
-		w_fmt(w, " %" PRId64 "\n", (int64_t)v);
+		w_int(w, (int64_t)v);
 	else
 		w_double(w, v);
 }
@@ -404,19 +435,24 @@ static void render_backends(struct wbuf *w, const struct metrics_snapshot *s, st
 			 b->health == BACKEND_HEALTH_UP);
 	w_family(w, "vipd_backend_health_state", "gauge",
 		 "Health of the backend: 1 for its current state (up, down, unknown), 0 for the others.");
-	EACH_BACKEND(lb, b)
+	EACH_BACKEND(lb, b) {
+		const char *labels = backend_labels(lab, lb, b);
+
 		for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++) {
 			snprintf(extra, sizeof(extra), "state=\"%s\"", backend_health_name(states[i]));
-			w_sample(w, "vipd_backend_health_state", backend_labels(lab, lb, b), extra,
-				 b->health == states[i]);
+			w_sample(w, "vipd_backend_health_state", labels, extra, b->health == states[i]);
 		}
+	}
 	w_family(w, "vipd_backend_probes_total", "counter", "Health probes finished, by result.");
-	EACH_BACKEND(lb, b)
+	EACH_BACKEND(lb, b) {
+		const char *labels = b->probed ? backend_labels(lab, lb, b) : "";
+
 		for (enum health_result r = 0; b->probed && r < HEALTH_RESULT_MAX; r++) {
 			snprintf(extra, sizeof(extra), "result=\"%s\"", health_result_name(r));
-			w_sample(w, "vipd_backend_probes_total", backend_labels(lab, lb, b), extra,
+			w_sample(w, "vipd_backend_probes_total", labels, extra,
 				 (double)b->probe.n_result[r]);
 		}
+	}
 	w_family(w, "vipd_backend_probe_duration_seconds", "histogram",
 		 "Duration of health probes, whatever their result.");
 	EACH_BACKEND(lb, b)

@@ -1,5 +1,5 @@
-"""API benchmark: create throughput, GET /loadbalancer/{uuid} throughput on one core, and
-vipd's RSS with 10,000 load balancers. Baselines measured in the same run: GET /healthz (the
+"""API benchmark: create throughput, GET /loadbalancer/{uuid} throughput on one core, the
+cost of a listing and of a /metrics scrape, and vipd's RSS with 10,000 load balancers. Baselines measured in the same run: GET /healthz (the
 HTTP floor) and the RSS of an empty daemon. Prints figures; targets are reported, not asserted."""
 import json
 import os
@@ -73,6 +73,15 @@ t0 = time.time()
 lbs = json.loads(body)
 parse_s = time.time() - t0
 assert r.status == 200 and len(lbs) == N
+
+# One Prometheus scrape: every load balancer and backend has its series.
+t0 = time.time()
+c.request("GET", "/metrics")
+r = c.getresponse()
+metrics = r.read()
+scrape_s = time.time() - t0
+assert r.status == 200
+samples = sum(1 for line in metrics.splitlines() if line and not line.startswith(b"#"))
 rss_full = rss_kib(pid)
 
 base = f"http://127.0.0.1:{v.port}"
@@ -86,6 +95,8 @@ print(f"bench api: load balancers          {N}")
 print(f"bench api: create (fsynced)        {N / create_s:8.0f} req/s  ({create_s:.1f} s for {N})")
 print(f"bench api: GET /loadbalancers      {list_s * 1000:8.1f} ms for {N} objects, "
       f"{len(body) / 1e6:.1f} MB  (the client's JSON parse: {parse_s * 1000:.0f} ms more)")
+print(f"bench api: GET /metrics            {scrape_s * 1000:8.1f} ms for {N} objects, "
+      f"{len(metrics) / 1e6:.1f} MB, {samples} samples")
 if get_one is not None:
     print(f"bench api: GET /loadbalancer/UUID  {get_one:8.0f} req/s  (target >= 5000, one core;"
           f" vipd used {cpu_util * 100:.0f}% of a core)")

@@ -206,6 +206,21 @@ static void test_model_generation(void **st)
 	g = model_generation(a);
 	assert_null(model_take(a, uuid));
 	assert_int_equal(model_generation(a), g);
+
+	/* A VIP changed in place: before the touch the old VIP is no longer counted (the store
+	 * asks exactly that, to release it); after it the new one is. */
+	{
+		struct ip_addr old = lb->vip, nv;
+
+		assert_int_equal(model_vip_users(a, &old), 1);
+		assert_int_equal(ip_addr_parse("10.0.0.9", &nv), 0);
+		lb->vip = nv;
+		assert_int_equal(model_vip_users(a, &old), 0);
+		assert_false(model_vip_serving(a, &old));
+		model_touch(a);
+		assert_int_equal(model_vip_users(a, &nv), 1);
+		assert_int_equal(model_vip_users(a, &old), 0);
+	}
 	model_free(a);
 	model_free(b);
 }

@@ -577,24 +577,15 @@ int metal_page_next_url(const char *base_url, const struct metal_page *p, char *
  */
 static void *grow(void *items, size_t *cap, size_t n, size_t each, int *r)
 {
-	size_t ncap;
 	void *p;
 
-	if (n < *cap)
-		return items;
 	if (n >= METAL_LIST_MAX) {
 		*r = -E2BIG;
 		return NULL;
 	}
-	ncap = *cap ? *cap * 2 : 16;
-	if (ncap > METAL_LIST_MAX)
-		ncap = METAL_LIST_MAX;
-	p = realloc(items, ncap * each);
-	if (!p) {
+	p = array_grow(items, cap, n, each, 16);
+	if (!p)
 		*r = -ENOMEM;
-		return NULL;
-	}
-	*cap = ncap;
 	return p;
 }
 
@@ -1328,9 +1319,7 @@ static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((forma
 
 static void sb_printf(struct sbuf *b, const char *fmt, ...)
 {
-	size_t ncap;
 	va_list ap;
-	char *p;
 	int n;
 
 	if (b->nomem)
@@ -1347,16 +1336,10 @@ static void sb_printf(struct sbuf *b, const char *fmt, ...)
 			b->len += (size_t)n;
 			return;
 		}
-		ncap = b->cap ? b->cap * 2 : 1024;
-		while (ncap < b->len + (size_t)n + 1)
-			ncap *= 2;
-		p = realloc(b->s, ncap);
-		if (!p) {
+		if (buf_reserve(&b->s, &b->cap, b->len + (size_t)n + 1, 1024)) {
 			b->nomem = true;
 			return;
 		}
-		b->s = p;
-		b->cap = ncap;
 	}
 }
 

@@ -19,6 +19,12 @@ bool text_only_space(const char *s, size_t n);
  * updated. NULL when memory runs out, the array then as it was.
  */
 void *array_grow(void *items, size_t *cap, size_t n, size_t each, size_t first);
+/*
+ * Room for need bytes in *buf, which has *cap: the buffer itself while that is enough, else
+ * moved to *cap doubled (`first` when it had none) as often as need takes, with *cap
+ * updated. 0, or -ENOMEM with the buffer as it was.
+ */
+int buf_reserve(char **buf, size_t *cap, size_t need, size_t first);
 
 /* Seconds on CLOCK_MONOTONIC: for durations that must not jump with the wall clock. */
 double monotonic_s(void);

@@ -227,18 +227,8 @@ static bool buf_add(char **buf, size_t *len, size_t *cap, const char *text)
 {
 	size_t n = strlen(text);
 
-	if (*len + n + 1 > *cap) {
-		size_t c = *cap ? *cap : 4096;
-		char *nb;
-
-		while (c < *len + n + 1)
-			c *= 2;
-		nb = realloc(*buf, c);
-		if (!nb)
-			return false;
-		*buf = nb;
-		*cap = c;
-	}
+	if (buf_reserve(buf, cap, *len + n + 1, 4096))
+		return false;
 	memcpy(*buf + *len, text, n + 1);
 	*len += n;
 	return true;

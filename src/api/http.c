@@ -19,6 +19,7 @@
 
 #include "../log.h"
 #include "../settings.h"
+#include "../util.h"
 
 #define API_CONN_LIMIT 1024
 #define API_CONN_TIMEOUT_S 30
@@ -99,18 +100,8 @@ static int upload_append(struct api_upload *u, const char *data, size_t n)
 		u->too_big = true;
 		return 0;
 	}
-	if (u->len + n + 1 > u->cap) {
-		size_t cap = u->cap ? u->cap : 1024;
-		char *nb;
-
-		while (cap < u->len + n + 1)
-			cap *= 2;
-		nb = realloc(u->buf, cap);
-		if (!nb)
-			return -ENOMEM;
-		u->buf = nb;
-		u->cap = cap;
-	}
+	if (buf_reserve(&u->buf, &u->cap, u->len + n + 1, 1024))
+		return -ENOMEM;
 	memcpy(u->buf + u->len, data, n);
 	u->len += n;
 	u->buf[u->len] = '\0';

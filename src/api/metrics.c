@@ -10,6 +10,7 @@
 
 #include "../announce/announcer.h"
 #include "../model.h"
+#include "../util.h"
 #include "../vipsrc.h"
 #include "api.h"
 
@@ -146,19 +147,9 @@ static void w_add(struct wbuf *w, const char *s, size_t n)
 {
 	if (w->oom)
 		return;
-	if (w->len + n + 1 > w->cap) {
-		size_t c = w->cap ? w->cap : 4096;
-		char *np;
-
-		while (c < w->len + n + 1)
-			c *= 2;
-		np = realloc(w->p, c);
-		if (!np) {
-			w->oom = true;
-			return;
-		}
-		w->p = np;
-		w->cap = c;
+	if (buf_reserve(&w->p, &w->cap, w->len + n + 1, 4096)) {
+		w->oom = true;
+		return;
 	}
 	memcpy(w->p + w->len, s, n);
 	w->len += n;

@@ -733,6 +733,16 @@ static void on_metadata(struct job *j, const struct http_response *r)
 	job_soon(j, 0);
 }
 
+/* A page of a listing could not be read (what it lists, and why; the caller freed what the
+ * pages gave so far): the listing starts again from its first page after a backoff. */
+static void listing_retry(struct job *j, const char *what, const char *err)
+{
+	log_error("msg=\"cannot read the project's %s; retrying\" err=\"%s\"", what, err);
+	j->url[0] = '\0';
+	j->pages = 0;
+	job_retry(j, -1);
+}
+
 /* The next page of a listing into j->url: 1 when there is one, 0 at the end. */
 static int next_page(struct job *j, const struct metal_page *page)
 {
@@ -774,12 +784,8 @@ static void on_devices(struct job *j, const struct http_response *r)
 	}
 	rc = metal_device_list_parse(r->body, r->body_len, &j->devs, &page, err, sizeof(err));
 	if (rc) {
-		log_error("msg=\"cannot read the project's devices; retrying\" err=\"%s\"", err);
 		metal_device_list_free(&j->devs);
-		memset(&j->devs, 0, sizeof(j->devs));
-		j->url[0] = '\0';
-		j->pages = 0;
-		job_retry(j, -1);
+		listing_retry(j, "devices", err);
 		return;
 	}
 	if (next_page(j, &page)) {
@@ -1359,12 +1365,8 @@ static void on_list(struct job *j, const struct http_response *r)
 		return;
 	}
 	if (metal_ip_list_parse(r->body, r->body_len, &j->ips, &page, err, sizeof(err))) {
-		log_error("msg=\"cannot read the project's reservations; retrying\" err=\"%s\"", err);
 		metal_ip_list_free(&j->ips);
-		memset(&j->ips, 0, sizeof(j->ips));
-		j->url[0] = '\0';
-		j->pages = 0;
-		job_retry(j, -1);
+		listing_retry(j, "reservations", err);
 		return;
 	}
 	if (next_page(j, &page)) {

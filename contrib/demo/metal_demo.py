@@ -28,7 +28,6 @@ when everything shown worked as described, 1 otherwise (each problem is named).
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -47,7 +46,7 @@ from netns import build_xdp_pass, ping  # noqa: E402
 from bgp import Bird, wait_for  # noqa: E402
 from health import NsVipd  # noqa: E402
 import health_topo as ht  # noqa: E402
-from health_topo import HealthTopo, RouteWatch, hello  # noqa: E402
+from health_topo import RouteWatch, TopoRun, hello  # noqa: E402
 import metal as mt  # noqa: E402
 
 METRO = "ny"
@@ -80,16 +79,12 @@ def log_line(line):
     return re.sub(r"^\S+T\S+\s+", "", line)
 
 
-class Demo:
+class Demo(TopoRun):
     def __init__(self):
-        self.topo = HealthTopo(prefix="dm-")
-        self.d = tmpdir("vipd-demo-metal-")
-        os.chmod(self.d, 0o755)
+        super().__init__("dm-", "vipd-demo-metal-")
         self.routes_dir = os.path.join(self.d, "routes")
         self.state_dir = tmpdir("vipd-demo-metal-state-")
-        self.pin_dir = f"/sys/fs/bpf/vipd-{self.topo.tag}"
-        self.birds, self.vipds = [], []
-        self.fake = self.rw = self.v = None
+        self.fake = self.v = None
         self.lbs = {}
         self.summary, self.problems = [], []
 
@@ -105,19 +100,9 @@ class Demo:
     def note(self, text):
         self.summary.append(text)
 
-    def cleanup(self):
-        for v in self.vipds:
-            if v.alive():
-                v.proc.kill()
-                v.proc.wait()
-        for b in self.birds:
-            b.kill()
+    def close_more(self):
         if self.fake:
             self.fake.stop()
-        if self.rw:
-            self.rw.close()
-        self.topo.destroy()
-        shutil.rmtree(self.pin_dir, ignore_errors=True)
 
     # --- helpers --------------------------------------------------------------------------------
 

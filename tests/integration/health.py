@@ -28,11 +28,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True  # importing bgp.py must leave nothing in the tree
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, HERE)
-from vipdtest import SRCDIR, VIPD, Vipd, done, ok, tmpdir, wait_for_api  # noqa: E402
+from vipdtest import SRCDIR, VIPD, Vipd, done, ok, wait_for_api  # noqa: E402
 from netns import build_xdp_pass  # noqa: E402
 from bgp import TIMERS, Bird, wait_for  # noqa: E402
 import health_topo as ht  # noqa: E402
-from health_topo import HealthTopo, RouteWatch, hello  # noqa: E402
+from health_topo import RouteWatch, TopoRun, hello  # noqa: E402
 from sniff import Sniffer  # noqa: E402
 
 INTERVAL_MS, TIMEOUT_MS, FALL, RISE = 300, 200, 2, 2
@@ -242,34 +242,20 @@ protocol bgp node4 {{
 """
 
 
-class Run:
+class Run(TopoRun):
     """Everything the stages share; every process and namespace here goes in cleanup()."""
 
     def __init__(self):
-        self.topo = HealthTopo(prefix="he2e-")
-        self.d = tmpdir("vipd-he2e-")
-        os.chmod(self.d, 0o755)
-        self.pin_dir = f"/sys/fs/bpf/vipd-{self.topo.tag}"
-        self.birds, self.vipds = [], []
-        self.rw = self.sniff = None
+        super().__init__("he2e-", "vipd-he2e-")
+        self.sniff = None
         self.v = self.va = None
         self.lb1 = self.lb2 = self.lb3 = None
         self.ip = {b.name: b.ip for b in self.topo.backends}
         self.b = {b.name: b for b in self.topo.backends}
 
-    def cleanup(self):
-        for v in self.vipds:
-            if v.alive():
-                v.proc.kill()
-                v.proc.wait()
-        for b in self.birds:
-            b.kill()
+    def close_more(self):
         if self.sniff:
             self.sniff.close()
-        if self.rw:
-            self.rw.close()
-        self.topo.destroy()
-        shutil.rmtree(self.pin_dir, ignore_errors=True)
 
     # --- set-up ---------------------------------------------------------------------------
 

@@ -51,7 +51,7 @@ from netns import Netns, build_xdp_pass, ping  # noqa: E402
 from bgp import TIMERS, Bird, wait_for  # noqa: E402
 from health import NsVipd, hello  # noqa: E402
 import health_topo as ht  # noqa: E402
-from health_topo import HealthTopo, RouteWatch  # noqa: E402
+from health_topo import RouteWatch, TopoRun  # noqa: E402
 
 FAKE = os.path.join(SRCDIR, "tests", "fake-metal", "fake_metal.py")
 TOKEN = "mt-metal-token-0123456789"
@@ -195,38 +195,24 @@ def lb_body(name):
                          for ip in ht.BACKEND_IPS.values()]}
 
 
-class Run:
+class Run(TopoRun):
     def __init__(self):
-        self.topo = HealthTopo(prefix="mt-")
-        self.d = tmpdir("vipd-mt-")
-        os.chmod(self.d, 0o755)
+        super().__init__("mt-", "vipd-mt-")
         self.routes_dir = os.path.join(self.d, "routes")
         self.state_dir = tmpdir("vipd-mt-state-")
-        self.pin_dir = f"/sys/fs/bpf/vipd-{self.topo.tag}"
-        self.birds, self.vipds = [], []
         self.fake = self.mh_fake = None
         self.mh_ns = None
-        self.rw = self.router = None
+        self.router = None
         self.v = None
         self.lbs = {}
 
-    def cleanup(self):
-        for v in self.vipds:
-            if v.alive():
-                v.proc.kill()
-                v.proc.wait()
-        for b in self.birds:
-            b.kill()
+    def close_more(self):
         for f in (self.fake, self.mh_fake):
             if f:
                 f.stop()
-        if self.rw:
-            self.rw.close()
         if self.mh_ns:
             subprocess.run(["ip", "netns", "del", self.mh_ns.name], capture_output=True,
                            timeout=30)
-        self.topo.destroy()
-        shutil.rmtree(self.pin_dir, ignore_errors=True)
 
     # --- set-up -------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ over MS milliseconds.
 import os
 import secrets
 import select
+import shutil
 import socket
 import struct
 import subprocess
@@ -30,6 +31,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import netns  # noqa: E402
 from netns import Netns, ping  # noqa: E402
+from vipdtest import tmpdir  # noqa: E402
 
 CLIENT_IP = "10.234.1.2"
 ROUTER_CLIENT_IP = "10.234.1.1"
@@ -178,6 +180,38 @@ class HealthTopo:
         for ns in reversed(self._made):
             subprocess.run(["ip", "netns", "del", ns.name], capture_output=True, timeout=30)
         self._made = []
+
+
+class TopoRun:
+    """The frame of a run on a HealthTopo: the topology, a scratch directory BIRD (running as
+    bird) can read, the XDP pin directory, and the vipds and BIRDs the run starts (appended to
+    vipds and birds). cleanup() ends all of them; a run with more to end (sniffers, fake APIs,
+    namespaces of its own) does it in close_more(), after the daemons and before the router's
+    route watch closes."""
+
+    def __init__(self, prefix, scratch_prefix):
+        self.topo = HealthTopo(prefix=prefix)
+        self.d = tmpdir(scratch_prefix)
+        os.chmod(self.d, 0o755)
+        self.pin_dir = f"/sys/fs/bpf/vipd-{self.topo.tag}"
+        self.birds, self.vipds = [], []
+        self.rw = None
+
+    def close_more(self):
+        pass
+
+    def cleanup(self):
+        for v in self.vipds:
+            if v.alive():
+                v.proc.kill()
+                v.proc.wait()
+        for b in self.birds:
+            b.kill()
+        self.close_more()
+        if self.rw:
+            self.rw.close()
+        self.topo.destroy()
+        shutil.rmtree(self.pin_dir, ignore_errors=True)
 
 
 # --- the client's side -----------------------------------------------------------------

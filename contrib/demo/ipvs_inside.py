@@ -30,7 +30,6 @@ import http.client
 import json
 import os
 import re
-import selectors
 import shutil
 import signal
 import socket
@@ -41,7 +40,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests",
                                 "uml"))
-from umltest import setns, sock_in  # noqa: E402  (the tests' namespace helpers)
+from umltest import (SERVERS, sock_in, spawn_server, stop_server, talk,  # noqa: E402
+                     wait_for)  # (the tests' namespace helpers and backend servers)
 
 P = "ud-"
 CLI = P + "cli"
@@ -114,16 +114,6 @@ def vipctl(*args, grep=None):
     return show(VIPCTL, "--api", API, *args, grep=grep)
 
 
-def wait_for(pred, timeout, step=0.05):
-    """pred() until truthy or timeout (s): its last value."""
-    end = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() > end:
-            return v
-        time.sleep(step)
-
-
 def topology():
     director = f"""link add {P}br type bridge
 addr add {DIRECTOR_BR}/24 dev {P}br
@@ -175,74 +165,15 @@ addr del {FULL}/32 dev lo
 
 # ---- backend servers: forked children in their namespace, stopped by PID
 
-def serve(name):
-    """Greets every connection with "NAME PEER\\n" (PEER: the source it sees), then echoes."""
-    for f in ("all/arp_ignore", "all/arp_announce"):   # dsr: never answer ARP for the VIP
-        with open("/proc/sys/net/ipv4/conf/" + f, "w") as s:
-            s.write("1" if f.endswith("ignore") else "2")
-    sel = selectors.DefaultSelector()
-    ls = socket.socket()
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(("0.0.0.0", PORT))
-    ls.listen(256)
-    sel.register(ls, selectors.EVENT_READ)
-    yield
-    while True:
-        for key, _ in sel.select():
-            s = key.fileobj
-            try:
-                if s is ls:
-                    c, peer = s.accept()
-                    c.settimeout(1)
-                    c.sendall(f"{name} {peer[0]}\n".encode())
-                    sel.register(c, selectors.EVENT_READ)
-                else:
-                    data = s.recv(4096)
-                    if not data:
-                        raise EOFError
-                    s.sendall(data)
-            except (OSError, EOFError):
-                if s is not ls:
-                    sel.unregister(s)
-                    s.close()
-
-
-SERVERS = {}
+# dsr: the backends never answer ARP for the VIP they hold on lo.
+DSR_SYSCTLS = (("ipv4/conf/all/arp_ignore", "1"), ("ipv4/conf/all/arp_announce", "2"))
 
 
 def start_server(name):
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(r)
-            setns(os.open(f"/run/netns/{P}{name}", os.O_RDONLY))
-            srv = serve(name)
-            next(srv)
-            os.write(w, b"1")
-            os.close(w)
-            next(srv)
-        finally:
-            os._exit(1)
-    os.close(w)
-    ready = os.read(r, 1)
-    os.close(r)
-    SERVERS[name] = pid
-    if ready != b"1":
+    """The tests' backend server (greets "NAME PEER", echoes "NAME LINE") in NAME's namespace."""
+    if not spawn_server(name, P + name, PORT, sysctls=DSR_SYSCTLS):
         raise RuntimeError(f"backend server {name} did not start")
 
-
-def kill_server(name):
-    pid = SERVERS.pop(name, None)
-    if pid:
-        try:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
-
-
-# ---- the client
 
 def connect(vip, port, timeout=2.0):
     """(socket, backend name, source the backend saw) or (None, "error: ...", None)."""
@@ -282,20 +213,6 @@ def spread(vip, port, n):
 def fmt(who):
     names = [b for b in BACKENDS] + sorted(k for k in who if k not in BACKENDS)
     return " ".join(f"{k}={who.get(k, 0)}" for k in names)
-
-
-def echo(s, msg):
-    try:
-        s.sendall(msg)
-        got = b""
-        while len(got) < len(msg):
-            d = s.recv(4096)
-            if not d:
-                return False
-            got += d
-        return got == msg
-    except OSError:
-        return False
 
 
 # ---- readers: vipd's API (no process), /proc/net/ip_vs (no process), vipd's log
@@ -570,7 +487,7 @@ def act_drain():
     vipctl("lb", "show", "web", grep=r"^BACKEND|10\.0\.2\.")
     n = 100
     who, _, _ = spread(WEB, 80, n)
-    alive = all(echo(hold, b"still there %d\n" % i) for i in range(5))
+    alive = all(talk(hold, f"still there {i}") == f"b3 still there {i}" for i in range(5))
     line(f"{n} new connections: {fmt(who)}; the held connection to b3 still echoes: {alive}")
     expect(who["b3"] == 0, "no new connection to the drained b3")
     expect(alive, "the held connection works after the drain")
@@ -596,7 +513,7 @@ def act_kill():
     say("kill b1's server: the health checks take b1 out (weight 0), traffic continues")
     b1 = BACKENDS["b1"]
     failed = tried = 0
-    kill_server("b1")
+    stop_server("b1")
     t = time.monotonic()
     down = None
     # Connections go on during the detection: those IPVS still sends to b1 are refused.
@@ -701,7 +618,7 @@ def cleanup():
         for text in log_lines()[-25:]:
             line("  " + text)
     for name in list(SERVERS):
-        kill_server(name)
+        stop_server(name)
     run("ipvsadm", "-D", "-t", f"{FOREIGN}:80")
     cleanup_topology()
     shutil.rmtree(T, ignore_errors=True)
